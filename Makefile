@@ -1,0 +1,44 @@
+# Lapis: `make run` sets up and serves; `make test` sets up and runs every test.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+SIM_PORT ?= 8001
+CHROMIUM ?= /usr/bin/chromium
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test install chromium lint bench clean
+
+$(PY):
+	python3 -m venv $(VENV)
+
+# Reinstalls only when pyproject.toml changed since the last install.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	HOST=$(HOST) PORT=$(PORT) SIM_PORT=$(SIM_PORT) PY=$(PY) bash bin/serve
+
+chromium:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "Installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "Chromium is missing: install Debian's 'chromium' package (sudo apt-get install chromium)"; \
+	    echo "or set CHROMIUM=/path/to/chromium, then run make test again."; exit 1; \
+	  fi; \
+	fi
+
+test: install chromium
+	CHROMIUM=$(CHROMIUM) LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache

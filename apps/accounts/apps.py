@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    name = "apps.accounts"
+    label = "accounts"
+
+    def ready(self):
+        from apps.accounts.first_run import announce_setup_token
+        from project.lifecycle import at_startup
+
+        at_startup(announce_setup_token)

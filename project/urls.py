@@ -1,0 +1,17 @@
+from django.contrib import admin
+from django.contrib.auth.decorators import login_not_required
+from django.templatetags.static import static
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from project.health import healthz
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path(
+        "favicon.ico",
+        login_not_required(RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
+    ),
+    path("", include("apps.accounts.urls")),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,120 @@
+"""Fixtures shared by every test: live Lapis servers, a real Chromium, users, screenshots."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.live import LiveServer
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOT_DIR = Path(os.environ.get("SCREENSHOT_DIR", Path(tempfile.gettempdir()) / "lapis-screens"))
+TEST_PASSWORD = "correct-horse-battery-staple-9"
+
+
+@pytest.fixture(autouse=True)
+def _media_in_tmp(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def live_server_factory(tmp_path_factory):
+    """Start fresh Lapis servers (each on its own database); all are stopped after the test."""
+    servers = []
+
+    def start(*, extra_env=None, migrate=True):
+        server = LiveServer(tmp_path_factory.mktemp("lapis-data"), extra_env=extra_env)
+        servers.append(server)
+        return server.start(migrate=migrate)
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory):
+    """One Lapis server per test module, on a fresh database with one staff user already made."""
+    server = LiveServer(tmp_path_factory.mktemp("lapis-data"))
+    server.start()
+    server.create_user("admin", TEST_PASSWORD, staff=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def live_server_url(live_server):
+    return live_server.url
+
+
+@pytest.fixture
+def make_user(live_server):
+    """Create a user on the module's live server: ``make_user("bob", staff=False)``."""
+
+    def make(username, *, password=TEST_PASSWORD, staff=False):
+        live_server.create_user(username, password, staff=staff)
+        return username, password
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def browser():
+    playwright_sync = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run `make test` (it installs it) or set CHROMIUM")
+    with playwright_sync.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_page(browser, request):
+    """A page in a fresh browser context; console errors and CSP violations are collected."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    page.console_errors = []
+    page.on(
+        "console",
+        lambda message: page.console_errors.append(message.text)
+        if message.type == "error"
+        else None,
+    )
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def screenshot():
+    """``screenshot(page, "name")`` saves a PNG under SCREENSHOT_DIR for a person to look at."""
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+
+    def take(page, name):
+        path = SCREENSHOT_DIR / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
+
+
+def login(page, base_url, username, password=TEST_PASSWORD):
+    """Sign in through the real login form."""
+    page.goto(base_url + "/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_selector("[data-testid=whoami]")

@@ -1,0 +1,146 @@
+"""A real Lapis server for end-to-end tests: Daphne in a subprocess on its own fresh database.
+
+On the embedded default each server gets a SQLite file in its own data directory; when the test
+run itself is on PostgreSQL (``DATABASE_URL``), each server gets a new PostgreSQL database that
+is dropped afterwards. ``REDIS_URL`` is passed through, so the websocket side runs on Redis too.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+DAPHNE = Path(sys.executable).parent / "daphne"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _postgres_admin(url, sql):
+    import psycopg
+
+    parts = urlsplit(url)
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+class LiveServer:
+    """Start with ``start()``; ``url`` is the base URL; ``manage()`` runs a command on its DB."""
+
+    def __init__(self, data_dir, *, extra_env=None):
+        self.data_dir = Path(data_dir)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+        self.log_path = self.data_dir / "server.log"
+        self._database_url = None
+        self.env = self._environment(extra_env or {})
+
+    def _environment(self, extra_env):
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("DATABASE_URL", "CONFIG_PATH", "DEBUG")
+        }
+        env.update(
+            DATA_DIR=str(self.data_dir),
+            SECRET_KEY="live-test-" + uuid.uuid4().hex,
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+            LAPIS_TIKTOKEN_DOWNLOAD="0",
+            PYTHONUNBUFFERED="1",
+        )
+        base_url = os.environ.get("DATABASE_URL", "")
+        if base_url.startswith(("postgres://", "postgresql://")):
+            name = "lapis_e2e_" + uuid.uuid4().hex[:10]
+            _postgres_admin(base_url, f'CREATE DATABASE "{name}"')
+            self._database_url = urlunsplit(urlsplit(base_url)._replace(path="/" + name))
+            env["DATABASE_URL"] = self._database_url
+        env.update(extra_env)
+        return env
+
+    def manage(self, *args, check=True):
+        """Run ``manage.py ARGS`` against this server's database and data directory."""
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=120,
+        )
+
+    def shell(self, code):
+        return self.manage("shell", "-v0", "-c", code).stdout
+
+    def create_user(self, username, password, *, staff=False):
+        self.shell(
+            "from django.contrib.auth import get_user_model;"
+            f"get_user_model().objects.create_user({username!r}, password={password!r},"
+            f" is_staff={staff!r}, is_superuser={staff!r})"
+        )
+
+    def start(self, *, migrate=True, timeout=30):
+        if migrate:
+            self.manage("migrate", "--noinput", "-v0")
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [str(DAPHNE), "-b", "127.0.0.1", "-p", str(self.port), "project.asgi:application"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Lapis exited at start:\n{self.log()}")
+            try:
+                urllib.request.urlopen(self.url + "/healthz", timeout=2)
+                return self
+            except urllib.error.HTTPError:
+                return self  # it answers, even if unhealthy
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"Lapis did not answer within {timeout}s:\n{self.log()}")
+
+    def log(self):
+        try:
+            return self.log_path.read_text()
+        except FileNotFoundError:
+            return ""
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if self.process:
+            self._log.close()
+        if self._database_url:
+            _postgres_admin(
+                os.environ["DATABASE_URL"],
+                f'DROP DATABASE IF EXISTS "{urlsplit(self._database_url).path[1:]}" WITH (FORCE)',
+            )
+            self._database_url = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
