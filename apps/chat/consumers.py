@@ -1,16 +1,209 @@
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+"""The chat socket: authenticate, validate frames, check ownership, call services. Nothing else."""
+
+import asyncio
+import json
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from apps.chat import protocol
+from apps.chat.exchange import (
+    ExchangeRefused,
+    edit_message,
+    interrupt_stale,
+    regenerate_answer,
+    send_message,
+)
+from apps.chat.generation import (
+    answer_group,
+    control_group,
+    running_generation,
+    start_generation,
+    user_group,
+)
+from apps.chat.models import Message
+from apps.chat.selectors import amessage_for
+from apps.chat.serializers import conversation_to_dict, message_to_dict
+
+logger = logging.getLogger("lapis.chat")
+# How long ``resume`` waits for the generating process to answer before using the checkpoint.
+SNAPSHOT_WAIT = 1.5
 
 
-class ChatConsumer(AsyncJsonWebsocketConsumer):
-    """The chat socket. Anonymous users are refused at the handshake."""
-
+class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self):
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
+        self.user = self.scope.get("user")
+        if self.user is None or not self.user.is_authenticated:
             await self.close(code=4401)
             return
+        self.groups_joined = set()
+        self.snapshots_awaited = set()  # message ids whose resume waits for a snapshot
+        self.background = set()
         await self.accept()
+        await self._join(user_group(self.user.pk))
 
-    async def receive_json(self, content, **kwargs):
-        if isinstance(content, dict) and content.get("type") == "ping":
-            await self.send_json({"type": "pong"})
+    async def disconnect(self, code):
+        # Leaving the groups is all: a generation this socket started goes on and is saved.
+        for task in getattr(self, "background", ()):
+            task.cancel()
+        for group in getattr(self, "groups_joined", ()):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        try:
+            frame = protocol.parse_client_frame(text_data if bytes_data is None else None)
+        except protocol.ProtocolError as exc:
+            await self._send(protocol.error(code=exc.code, message=exc.message))
+            return
+        try:
+            await getattr(self, f"on_{frame.type}")(frame)
+        except ExchangeRefused as exc:
+            await self._send(
+                protocol.error(
+                    code=exc.code, message=exc.message, message_id=getattr(frame, "message_id", None)
+                )
+            )
+        except Exception:
+            logger.exception("Chat frame %s failed", frame.type)
+            await self._send(
+                protocol.error(code="internal_error", message="Lapis could not handle that request.")
+            )
+
+    async def on_send(self, frame):
+        exchange = await database_sync_to_async(send_message)(
+            user=self.user,
+            client_id=frame.client_id,
+            text=frame.text,
+            conversation_id=frame.conversation_id,
+            model_key=frame.model,
+            parent_id=frame.parent_id,
+        )
+        await self._started(exchange)
+
+    async def on_regenerate(self, frame):
+        exchange = await database_sync_to_async(regenerate_answer)(
+            user=self.user, message_id=frame.message_id, client_id=frame.client_id
+        )
+        await self._started(exchange, new_question=False)
+
+    async def on_edit(self, frame):
+        exchange = await database_sync_to_async(edit_message)(
+            user=self.user, message_id=frame.message_id, text=frame.text, client_id=frame.client_id
+        )
+        await self._started(exchange)
+
+    async def on_stop(self, frame):
+        message = await self._owned(frame.message_id)
+        if message.role != Message.Role.ASSISTANT:
+            raise ExchangeRefused("not_found", "That answer does not exist.")
+        if message.status != Message.Status.STREAMING:
+            await self._send_final(message)  # already over: tell this socket how it ended
+            return
+        local = running_generation(message.id)
+        if local is not None:  # running here: stop at once, even before it joined its group
+            local.request_stop()
+        else:
+            await self.channel_layer.group_send(
+                control_group(message.id), {"type": "generation.stop"}
+            )
+
+    async def on_resume(self, frame):
+        message = await self._owned(frame.message_id)
+        await self._join(answer_group(message.id))
+        if message.is_final:
+            await self._send_final(message)
+            return
+        self.snapshots_awaited.add(str(message.id))
+        await self.channel_layer.group_send(
+            control_group(message.id),
+            {"type": "generation.snapshot", "reply_channel": self.channel_name},
+        )
+        fallback = asyncio.create_task(self._snapshot_fallback(message.id))
+        self.background.add(fallback)
+        fallback.add_done_callback(self.background.discard)
+
+    async def on_ping(self, frame):
+        await self._send(protocol.pong())
+
+    async def chat_frame(self, event):
+        """A frame from the channel layer (a generation, a title task): pass it on."""
+        frame = event["frame"]
+        if frame["type"] == "snapshot":
+            self.snapshots_awaited.discard(frame["message_id"])
+        await self._send(frame)
+        if frame["type"] == "done":
+            group = answer_group(frame["message_id"])
+            self.groups_joined.discard(group)
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def _started(self, exchange, *, new_question=True):
+        answer = exchange.assistant_message
+        await self._join(answer_group(answer.id))
+        frames = []
+        if new_question and exchange.user_message is not None:
+            frames.append(self._created(exchange.user_message))
+        frames.append(self._created(answer))
+        if not exchange.created:  # a repeated client_id: show what exists, start nothing
+            for frame in frames:
+                await self._send(frame)
+            await self.on_resume(protocol.Resume(message_id=answer.id, seq=0))
+            return
+        frames.append(protocol.conversation_updated(conversation=conversation_to_dict(exchange.conversation)))
+        for frame in frames:  # every socket of the user: other tabs follow along
+            await self.channel_layer.group_send(
+                user_group(self.user.pk), {"type": "chat.frame", "frame": frame}
+            )
+        start_generation(answer.id)
+
+    async def _snapshot_fallback(self, message_id):
+        """If no process answered the snapshot request, the checkpoint in the database is it."""
+        await asyncio.sleep(SNAPSHOT_WAIT)
+        if str(message_id) not in self.snapshots_awaited:
+            return
+        self.snapshots_awaited.discard(str(message_id))
+        await database_sync_to_async(interrupt_stale)(Message.objects.filter(id=message_id))
+        message = await Message.objects.aget(id=message_id)
+        if message.is_final:
+            await self._send_final(message)
+        else:
+            await self._send(
+                protocol.snapshot(message_id=message.id, seq=message.seq, text=message.content, status=message.status)
+            )
+
+    async def _send_final(self, message):
+        data = message_to_dict(message, for_staff=self.user.is_staff)
+        await self._send(
+            protocol.snapshot(message_id=message.id, seq=message.seq, text=message.content, status=message.status)
+        )
+        await self._send(
+            protocol.done(
+                message_id=message.id,
+                status=message.status,
+                seq=message.seq,
+                finish_reason=message.finish_reason,
+                usage=data["usage"],
+                error=data["error"],
+                notice=message.notice,
+            )
+        )
+
+    async def _owned(self, message_id):
+        message = await amessage_for(user=self.user, message_id=message_id)
+        if message is None:
+            raise ExchangeRefused("not_found", "That message does not exist.")
+        return message
+
+    def _created(self, message):
+        return protocol.message_created(
+            conversation_id=message.conversation_id,
+            message=message_to_dict(message, for_staff=self.user.is_staff),
+        )
+
+    async def _join(self, group):
+        if group not in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.add(group)
+
+    async def _send(self, frame):
+        await self.send(text_data=json.dumps(frame))

@@ -1,0 +1,318 @@
+"""Generating one answer: stream from Azure, relay to sockets, checkpoint, finish once.
+
+A generation is an asyncio task of the process that received the request; nothing awaits it,
+so a socket that goes away does not stop it. It talks to sockets only through the channel layer:
+
+- ``answer.<message id>``: the group of sockets watching the answer; gets ``delta`` frames
+  (coalesced every FRAME_INTERVAL) and the final ``done``.
+- ``control.<message id>``: the generation's own group; gets ``generation.stop`` (from any
+  process) and ``generation.snapshot`` (a socket asking for the text so far, for ``resume``).
+
+The database holds the truth: the text is checkpointed at most every CHECKPOINT_INTERVAL, with a
+heartbeat when nothing changes, and the final state is written once.
+"""
+
+import asyncio
+import logging
+import time
+from contextlib import aclosing
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.utils import timezone
+
+from apps.azure.client import Finish, TextDelta, Usage, stream_chat
+from apps.azure.errors import UpstreamError
+from apps.azure.registry import aget_registry
+from apps.chat import protocol
+from apps.chat.models import Message
+from apps.chat.prompts import PromptTooLong, build_prompt
+from apps.chat.selectors import branch_to
+from apps.chat.signals import answer_finished
+
+logger = logging.getLogger("lapis.chat")
+
+FRAME_INTERVAL = 0.04
+CHECKPOINT_INTERVAL = 1.0
+HEARTBEAT_INTERVAL = 5.0
+# Seconds without a chunk from Azure before the answer counts as stalled (setting
+# CHAT_IDLE_TIMEOUT; the tests use about a second).
+DEFAULT_IDLE_TIMEOUT = 60.0
+
+_running = {}  # message id → Generation: the tasks of this process, kept from being collected
+
+
+def answer_group(message_id):
+    return f"answer.{message_id}"
+
+
+def control_group(message_id):
+    return f"control.{message_id}"
+
+
+def user_group(user_id):
+    return f"user.{user_id}"
+
+
+def start_generation(message_id):
+    """Start generating the answer ``message_id`` in this process; return the task."""
+    generation = Generation(message_id)
+    generation.task = asyncio.create_task(generation.run(), name=f"generation-{message_id}")
+    _running[message_id] = generation
+    generation.task.add_done_callback(lambda _: _running.pop(message_id, None))
+    return generation.task
+
+
+def running_generation(message_id):
+    return _running.get(message_id)
+
+
+def idle_timeout():
+    return float(getattr(settings, "CHAT_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT))
+
+
+class Generation:
+    def __init__(self, message_id):
+        self.message_id = message_id
+        self.layer = get_channel_layer()
+        self.task = None
+        self.reader = None
+        self.text = ""  # everything received so far
+        self.sent = 0  # length of ``text`` already relayed in delta frames
+        self.seq = 0
+        self.checkpointed_seq = 0
+        self.last_write = time.monotonic()
+        self.stop_requested = False
+        self.finish_reason = ""
+        self.filter_results = None
+        self.usage = None
+        self.for_staff = False
+        self.notice = ""
+
+    def request_stop(self):
+        """Stop reading (closing the upstream request); the text so far is saved as ``stopped``."""
+        self.stop_requested = True
+        if self.reader is not None:
+            self.reader.cancel()
+
+    async def run(self):
+        control_channel = await self.layer.new_channel("generation.")
+        await self.layer.group_add(control_group(self.message_id), control_channel)
+        listener = asyncio.create_task(self._listen(control_channel))
+        relay = asyncio.create_task(self._relay())
+        status, error = Message.Status.COMPLETE, None
+        try:
+            message = await Message.objects.select_related("conversation__owner").aget(
+                id=self.message_id
+            )
+            self.for_staff = message.conversation.owner.is_staff
+            self.reader = asyncio.create_task(self._read(message))
+            if self.stop_requested:  # a stop that came before the reader existed
+                self.reader.cancel()
+            status, error = await self.reader
+        except asyncio.CancelledError:
+            if not self.stop_requested:
+                # The process is shutting down: keep the text, say what happened, re-raise.
+                status, error = Message.Status.INTERRUPTED, _interrupted_error()
+                raise
+            status = Message.Status.STOPPED
+        except Exception as exc:
+            logger.exception("Generation %s failed", self.message_id)
+            status, error = Message.Status.ERROR, _internal_error(exc)
+        finally:
+            listener.cancel()
+            relay.cancel()
+            # Wait for both to end so a frame or checkpoint half-sent cannot follow ``done``.
+            await asyncio.gather(listener, relay, return_exceptions=True)
+            await self.layer.group_discard(control_group(self.message_id), control_channel)
+            await self._flush()
+            await self._finish(status, error)
+
+    async def _read(self, message):
+        """Read the upstream stream into ``self.text``; return (status, error dict or None)."""
+        registry = await aget_registry()
+        model = registry.get(message.model_key)
+        if model is None:
+            return Message.Status.ERROR, {
+                "code": "unknown_model",
+                "message": f"The model {message.model_key} is no longer configured.",
+            }
+        branch = await _branch(message)
+        try:
+            # tiktoken is CPU work (and may read its cache): keep it off the event loop.
+            prompt = await asyncio.to_thread(
+                build_prompt, conversation=message.conversation, branch=branch, model=model
+            )
+        except PromptTooLong as exc:
+            return Message.Status.ERROR, {"code": "context_length_exceeded", "message": str(exc)}
+        if prompt.dropped:
+            await self._set_notice(
+                message,
+                f"{prompt.dropped} older message(s) were left out to fit {model.label}'s "
+                f"context window.",
+            )
+        stream = stream_chat(
+            model,
+            prompt.messages,
+            params=_user_params(message.conversation),
+            idle_timeout=idle_timeout(),
+        )
+        try:
+            # aclosing: a cancelled read (stop, shutdown) closes the upstream response at once.
+            async with aclosing(stream):
+                async for event in stream:
+                    if isinstance(event, TextDelta):
+                        self.text += event.text
+                    elif isinstance(event, Finish):
+                        self.finish_reason = event.reason or ""
+                        self.filter_results = event.filter_results
+                    elif isinstance(event, Usage):
+                        self.usage = event
+        except UpstreamError as exc:
+            filtered = exc.code.startswith("content_filter")
+            return (Message.Status.FILTERED if filtered else Message.Status.ERROR), _upstream_error(
+                exc
+            )
+        if self.finish_reason == "content_filter":
+            return Message.Status.FILTERED, {
+                "code": "content_filter_answer",
+                "message": _filter_message(
+                    "Azure's content filter stopped the answer", self.filter_results
+                ),
+            }
+        return Message.Status.COMPLETE, None
+
+    async def _relay(self):
+        """Every FRAME_INTERVAL: send new text as one delta frame; checkpoint when due."""
+        while True:
+            await asyncio.sleep(FRAME_INTERVAL)
+            await self._flush()
+            now = time.monotonic()
+            changed = self.checkpointed_seq != self.seq
+            if (changed and now - self.last_write >= CHECKPOINT_INTERVAL) or (
+                now - self.last_write >= HEARTBEAT_INTERVAL
+            ):
+                await self._checkpoint()
+
+    async def _flush(self):
+        if self.sent == len(self.text):
+            return
+        chunk, self.sent = self.text[self.sent :], len(self.text)
+        self.seq += 1
+        frame = protocol.delta(message_id=self.message_id, seq=self.seq, text=chunk)
+        await self._publish(frame)
+
+    async def _checkpoint(self):
+        self.last_write = time.monotonic()
+        seq, text = self.seq, self.text[: self.sent]
+        await Message.objects.filter(id=self.message_id, status=Message.Status.STREAMING).aupdate(
+            content=text, seq=seq, updated=timezone.now()
+        )
+        self.checkpointed_seq = seq
+
+    async def _finish(self, status, error):
+        """The one final write, then ``done`` to every watching socket."""
+        usage = None
+        fields = {"status": status, "content": self.text, "seq": self.seq, "updated": timezone.now()}
+        fields["finish_reason"] = self.finish_reason
+        if self.usage is not None:
+            usage = {"prompt_tokens": self.usage.prompt_tokens, "completion_tokens": self.usage.completion_tokens}
+            fields.update(usage)
+        if error:
+            fields.update(
+                error_code=error["code"],
+                error_message=error["message"],
+                error_detail=error.get("detail", ""),
+                retry_after=error.get("retry_after"),
+            )
+        await Message.objects.filter(id=self.message_id).aupdate(**fields)
+        public_error = {
+            k: v for k, v in (error or {}).items() if k != "detail" or self.for_staff
+        } or None
+        await self._publish(
+            protocol.done(
+                message_id=self.message_id,
+                status=status,
+                seq=self.seq,
+                finish_reason=self.finish_reason,
+                usage=usage,
+                error=public_error,
+                notice=self.notice,
+            )
+        )
+        if error and error.get("detail"):
+            logger.warning("Answer %s failed: %s", self.message_id, error["detail"])
+        results = await answer_finished.asend_robust(
+            sender=Message, message_id=self.message_id, status=status
+        )
+        for receiver, result in results:
+            if isinstance(result, Exception):
+                logger.error("answer_finished receiver %r failed: %r", receiver, result)
+
+    async def _listen(self, channel):
+        while True:
+            event = await self.layer.receive(channel)
+            if event.get("type") == "generation.stop":
+                self.request_stop()
+            elif event.get("type") == "generation.snapshot":
+                await self._flush()
+                frame = protocol.snapshot(
+                    message_id=self.message_id,
+                    seq=self.seq,
+                    text=self.text[: self.sent],
+                    status=Message.Status.STREAMING,
+                )
+                await self.layer.send(event["reply_channel"], {"type": "chat.frame", "frame": frame})
+
+    async def _publish(self, frame):
+        await self.layer.group_send(answer_group(self.message_id), {"type": "chat.frame", "frame": frame})
+
+    async def _set_notice(self, message, notice):
+        message.notice = self.notice = notice
+        await Message.objects.filter(id=self.message_id).aupdate(notice=notice)
+
+
+async def _branch(message):
+    """The messages from the root to the user's question this answer replies to."""
+    messages = {m.id: m async for m in Message.objects.filter(conversation_id=message.conversation_id)}
+    return branch_to(message.parent_id, messages)
+
+
+def _user_params(conversation):
+    params = {}
+    if conversation.temperature is not None:
+        params["temperature"] = conversation.temperature
+    if conversation.max_output_tokens:
+        params["max_tokens"] = conversation.max_output_tokens
+    return params
+
+
+def _filter_message(prefix, filter_results):
+    flagged = [
+        f"{category} ({result.get('severity', 'detected')})"
+        for category, result in (filter_results or {}).items()
+        if isinstance(result, dict) and result.get("filtered")
+    ]
+    return prefix + (f": {', '.join(flagged)}." if flagged else ".")
+
+
+def _upstream_error(exc):
+    error = {"code": exc.code, "message": exc.message, "detail": exc.admin_detail or ""}
+    if exc.retry_after is not None:
+        error["retry_after"] = exc.retry_after
+    return error
+
+
+def _interrupted_error():
+    return {
+        "code": "interrupted",
+        "message": "The server stopped while this answer was being written; the text so far is kept.",
+    }
+
+
+def _internal_error(exc):
+    return {
+        "code": "internal_error",
+        "message": "Lapis hit an internal error while writing this answer; the text so far is kept.",
+        "detail": type(exc).__name__,
+    }

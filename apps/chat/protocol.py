@@ -1,0 +1,206 @@
+"""Every frame of the chat websocket, both directions. Version ``PROTOCOL_VERSION``.
+
+Client → server (JSON text frames, each with a literal ``type``):
+  send        {conversation_id: uuid|null, client_id: str, text: str, model?: str,
+               parent_id?: uuid|null, attachments?: [uuid]}  (null conversation: a new one)
+  stop        {message_id}
+  regenerate  {message_id: the assistant message to answer again, client_id}
+  edit        {message_id: the user message to change, text, client_id}  (a sibling branch)
+  resume      {message_id, seq: the last seq the client has}
+  ping        {}
+
+Server → client:
+  message.created       {conversation_id, message}
+  delta                 {message_id, seq, text}          (seq counts frames: 1, 2, 3, ...)
+  snapshot              {message_id, seq, text, status}  (answer to resume; deltas follow)
+  done                  {message_id, status, seq, finish_reason, usage, error?, notice?}
+  error                 {code, message, retry_after?, message_id?, detail?}
+  title                 {conversation_id, title}
+  conversation.updated  {conversation}
+  pong                  {version}
+Anything else gets an ``error`` frame with code ``bad_frame``, never an exception.
+"""
+
+import json
+import uuid
+from dataclasses import MISSING, dataclass, field, fields
+
+PROTOCOL_VERSION = 1
+MAX_FRAME_BYTES = 256 * 1024
+MAX_TEXT_CHARS = 100_000
+MAX_CLIENT_ID_CHARS = 64
+MAX_ATTACHMENTS = 10
+
+
+class ProtocolError(Exception):
+    """A frame the server will not act on; ``code`` and ``message`` go back to the client."""
+
+    def __init__(self, message, *, code="bad_frame"):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Send:
+    type = "send"
+    client_id: str
+    text: str
+    conversation_id: uuid.UUID | None = None
+    model: str | None = None
+    parent_id: uuid.UUID | None = None
+    attachments: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Stop:
+    type = "stop"
+    message_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class Regenerate:
+    type = "regenerate"
+    message_id: uuid.UUID
+    client_id: str
+
+
+@dataclass(frozen=True)
+class Edit:
+    type = "edit"
+    message_id: uuid.UUID
+    text: str
+    client_id: str
+
+
+@dataclass(frozen=True)
+class Resume:
+    type = "resume"
+    message_id: uuid.UUID
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class Ping:
+    type = "ping"
+
+
+CLIENT_FRAMES = {frame.type: frame for frame in (Send, Stop, Regenerate, Edit, Resume, Ping)}
+
+
+def _coerce(frame_type, name, annotation, value):
+    """Check one field against its annotation; return the value in its Python type."""
+    optional = "None" in str(annotation)
+    if value is None:
+        if optional:
+            return None
+        raise ProtocolError(f"{frame_type}.{name} is required")
+    if "UUID" in str(annotation):
+        try:
+            return uuid.UUID(str(value))
+        except ValueError:
+            raise ProtocolError(f"{frame_type}.{name} must be an id, not {value!r:.40}") from None
+    if annotation is int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ProtocolError(f"{frame_type}.{name} must be a non-negative integer")
+        return value
+    if annotation is list:
+        if not isinstance(value, list) or len(value) > MAX_ATTACHMENTS:
+            raise ProtocolError(f"{frame_type}.{name} must be a list of at most {MAX_ATTACHMENTS} ids")
+        return [_coerce(frame_type, name, "UUID", item) for item in value]
+    if not isinstance(value, str):
+        raise ProtocolError(f"{frame_type}.{name} must be a string")
+    if name == "client_id" and not 0 < len(value) <= MAX_CLIENT_ID_CHARS:
+        raise ProtocolError(f"{frame_type}.client_id must be 1 to {MAX_CLIENT_ID_CHARS} characters")
+    if name == "text" and len(value) > MAX_TEXT_CHARS:
+        raise ProtocolError(f"{frame_type}.text is longer than {MAX_TEXT_CHARS} characters")
+    return value
+
+
+def parse_client_frame(text):
+    """Parse one websocket text frame into a frame dataclass, or raise ProtocolError."""
+    if text is None:
+        raise ProtocolError("binary frames are not accepted; send JSON text")
+    if len(text.encode()) > MAX_FRAME_BYTES:
+        raise ProtocolError(f"frame larger than {MAX_FRAME_BYTES} bytes", code="frame_too_large")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        raise ProtocolError("frame is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("frame must be a JSON object")
+    frame_type = data.get("type")
+    if not isinstance(frame_type, str):
+        raise ProtocolError("frame.type must be a string naming the frame")
+    frame_class = CLIENT_FRAMES.get(frame_type)
+    if frame_class is None:
+        raise ProtocolError(f"unknown frame type {frame_type[:40]!r}")
+    known = {f.name: f for f in fields(frame_class)}
+    unknown = set(data) - set(known) - {"type"}
+    if unknown:
+        raise ProtocolError(f"{frame_class.type} has unknown fields: {', '.join(sorted(unknown))[:80]}")
+    values = {}
+    for name, spec in known.items():
+        if name not in data:
+            if spec.default is MISSING and spec.default_factory is MISSING:
+                raise ProtocolError(f"{frame_class.type}.{name} is required")
+            continue
+        values[name] = _coerce(frame_class.type, name, spec.type, data[name])
+    if isinstance(values.get("text"), str) and frame_class in (Send, Edit):
+        if not values["text"].strip() and not values.get("attachments"):
+            raise ProtocolError(f"{frame_class.type}.text is empty", code="empty_message")
+    return frame_class(**values)
+
+
+# Server → client frames. Each returns the dict sent as JSON.
+
+
+def message_created(*, conversation_id, message):
+    return {"type": "message.created", "conversation_id": str(conversation_id), "message": message}
+
+
+def delta(*, message_id, seq, text):
+    return {"type": "delta", "message_id": str(message_id), "seq": seq, "text": text}
+
+
+def snapshot(*, message_id, seq, text, status):
+    return {"type": "snapshot", "message_id": str(message_id), "seq": seq, "text": text, "status": status}
+
+
+def done(*, message_id, status, seq, finish_reason="", usage=None, error=None, notice=""):
+    frame = {
+        "type": "done",
+        "message_id": str(message_id),
+        "status": status,
+        "seq": seq,
+        "finish_reason": finish_reason,
+        "usage": usage,
+    }
+    if error:
+        frame["error"] = error
+    if notice:
+        frame["notice"] = notice
+    return frame
+
+
+def error(*, code, message, retry_after=None, message_id=None, detail=None):
+    frame = {"type": "error", "code": code, "message": message}
+    if retry_after is not None:
+        frame["retry_after"] = retry_after
+    if message_id is not None:
+        frame["message_id"] = str(message_id)
+    if detail:
+        frame["detail"] = detail
+    return frame
+
+
+def title(*, conversation_id, title):
+    return {"type": "title", "conversation_id": str(conversation_id), "title": title}
+
+
+def conversation_updated(*, conversation):
+    return {"type": "conversation.updated", "conversation": conversation}
+
+
+def pong():
+    return {"type": "pong", "version": PROTOCOL_VERSION}

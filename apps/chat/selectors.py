@@ -1,0 +1,58 @@
+"""Reads of conversations and messages, always scoped to their owner."""
+
+from apps.chat.models import Conversation, Message
+
+SIDEBAR_PAGE_SIZE = 30
+
+
+def conversation_for(*, user, conversation_id):
+    """The user's conversation with that id, or None (another user's is None too)."""
+    return Conversation.objects.filter(owner=user, id=conversation_id).first()
+
+
+async def aconversation_for(*, user, conversation_id):
+    return await Conversation.objects.filter(owner=user, id=conversation_id).afirst()
+
+
+def message_for(*, user, message_id):
+    """The message with that id if its conversation belongs to ``user``, else None."""
+    return (
+        Message.objects.select_related("conversation")
+        .filter(id=message_id, conversation__owner=user)
+        .first()
+    )
+
+
+async def amessage_for(*, user, message_id):
+    return await (
+        Message.objects.select_related("conversation")
+        .filter(id=message_id, conversation__owner=user)
+        .afirst()
+    )
+
+
+def list_conversations(*, user, archived=False, page=1, page_size=SIDEBAR_PAGE_SIZE):
+    """One page of the sidebar, most recently updated first; returns (items, has_more)."""
+    start = (max(page, 1) - 1) * page_size
+    rows = list(
+        Conversation.objects.filter(owner=user, archived=archived).order_by("-updated")[
+            start : start + page_size + 1
+        ]
+    )
+    return rows[:page_size], len(rows) > page_size
+
+
+def conversation_messages(*, conversation):
+    """Every message of the conversation (all branches), oldest first."""
+    return list(conversation.messages.order_by("created"))
+
+
+def branch_to(message_id, messages_by_id):
+    """The messages from the root down to ``message_id``, given every message by id."""
+    branch = []
+    current = messages_by_id.get(message_id)
+    while current is not None:
+        branch.append(current)
+        current = messages_by_id.get(current.parent_id)
+    branch.reverse()
+    return branch

@@ -1,0 +1,57 @@
+"""The JSON shapes of conversations and messages, shared by the HTTP API and the socket."""
+
+
+def _iso(value):
+    return value.isoformat() if value else None
+
+
+def conversation_to_dict(conversation):
+    return {
+        "id": str(conversation.id),
+        "title": conversation.display_title,
+        "title_source": conversation.title_source,
+        "model_key": conversation.model_key,
+        "system_prompt": conversation.system_prompt,
+        "temperature": conversation.temperature,
+        "max_output_tokens": conversation.max_output_tokens,
+        "image_detail": conversation.image_detail,
+        "archived": conversation.archived,
+        "current_leaf_id": str(conversation.current_leaf_id) if conversation.current_leaf_id else None,
+        "created": _iso(conversation.created),
+        "updated": _iso(conversation.updated),
+    }
+
+
+def message_to_dict(message, *, for_staff=False):
+    """A message as clients see it; the admin-only error detail only ``for_staff``."""
+    error = None
+    if message.error_code:
+        error = {
+            "code": message.error_code,
+            "message": message.error_message,
+            "retry_after": message.retry_after,
+        }
+        if for_staff and message.error_detail:
+            error["detail"] = message.error_detail
+    usage = None
+    if message.prompt_tokens is not None or message.completion_tokens is not None:
+        usage = {
+            "prompt_tokens": message.prompt_tokens,
+            "completion_tokens": message.completion_tokens,
+        }
+    return {
+        "id": str(message.id),
+        "conversation_id": str(message.conversation_id),
+        "parent_id": str(message.parent_id) if message.parent_id else None,
+        "role": message.role,
+        "client_id": message.client_id,
+        "content": message.content,
+        "status": message.status,
+        "model_key": message.model_key,
+        "finish_reason": message.finish_reason,
+        "usage": usage,
+        "error": error,
+        "notice": message.notice,
+        "seq": message.seq,
+        "created": _iso(message.created),
+    }

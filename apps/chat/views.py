@@ -1,0 +1,182 @@
+"""The chat page and the JSON endpoints behind it; every object is looked up with its owner.
+
+Another user's conversation is a 404, exactly like one that does not exist. Writes are POST (or
+DELETE) and go through Django's CSRF check; the page's JavaScript sends the token in X-CSRFToken.
+"""
+
+import json
+
+from django.http import Http404, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.azure.registry import get_registry
+from apps.chat import protocol, selectors, services
+from apps.chat.serializers import conversation_to_dict, message_to_dict
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+class BadRequest(Exception):
+    """The request body is not what the endpoint takes; the message says what and where."""
+
+
+def _json_body(request):
+    if len(request.body) > MAX_BODY_BYTES:
+        raise BadRequest(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+    try:
+        data = json.loads(request.body or b"{}")
+    except ValueError:
+        raise BadRequest("The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return data
+
+
+def _error(message, status=400):
+    return JsonResponse({"error": message}, status=status)
+
+
+def _owned_conversation(request, conversation_id):
+    conversation = selectors.conversation_for(user=request.user, conversation_id=conversation_id)
+    if conversation is None:
+        raise Http404("No such conversation.")
+    return conversation
+
+
+def _model_groups(registry):
+    """The picker: chat models grouped by group, in the order of the config file."""
+    chat_keys = {model.key for model in registry.chat_models()}
+    groups = []
+    for name, models in registry.groups():
+        usable = [model for model in models if model.key in chat_keys]
+        if usable:
+            groups.append({"name": name, "models": usable})
+    return groups
+
+
+@require_GET
+def chat_page(request, conversation_id=None):
+    """The chat UI; with an id, that conversation is opened (its messages load as JSON)."""
+    conversation = None
+    if conversation_id is not None:
+        conversation = _owned_conversation(request, conversation_id)
+    registry = get_registry()
+    groups = _model_groups(registry)
+    chat_models = registry.chat_models()
+    selected = conversation.model_key if conversation else (chat_models[0].key if chat_models else "")
+    conversations, has_more = selectors.list_conversations(user=request.user)
+    return render(
+        request,
+        "chat/chat.html",
+        {
+            "conversation": conversation,
+            "model_groups": groups,
+            "selected_model": selected,
+            "conversations": conversations,
+            "has_more": has_more,
+            "protocol_version": protocol.PROTOCOL_VERSION,
+        },
+    )
+
+
+@require_GET
+def conversation_list(request):
+    """GET ?page=N&archived=1: one page of the sidebar, most recently updated first."""
+    try:
+        page = max(int(request.GET.get("page", "1")), 1)
+    except ValueError:
+        return _error("page must be a whole number, like ?page=2.")
+    archived = request.GET.get("archived", "0") in ("1", "true", "yes")
+    items, has_more = selectors.list_conversations(user=request.user, archived=archived, page=page)
+    return JsonResponse(
+        {"items": [conversation_to_dict(c) for c in items], "page": page, "has_more": has_more}
+    )
+
+
+@require_http_methods(["GET", "DELETE"])
+def conversation_detail(request, conversation_id):
+    """GET: the conversation and every message of every branch; DELETE: delete it."""
+    conversation = _owned_conversation(request, conversation_id)
+    if request.method == "DELETE":
+        services.delete_conversation(conversation=conversation)
+        return JsonResponse({"deleted": str(conversation_id)})
+    messages = selectors.conversation_messages(conversation=conversation)
+    return JsonResponse(
+        {
+            "conversation": conversation_to_dict(conversation),
+            "messages": [message_to_dict(m, for_staff=request.user.is_staff) for m in messages],
+            "current_leaf_id": conversation_to_dict(conversation)["current_leaf_id"],
+        }
+    )
+
+
+def _write_view(handler):
+    """POST + owner check + JSON body + clear 400s for bad input."""
+
+    @require_POST
+    def view(request, conversation_id):
+        conversation = _owned_conversation(request, conversation_id)
+        try:
+            conversation = handler(conversation, _json_body(request))
+        except (BadRequest, services.InvalidSettings) as exc:
+            return _error(str(exc))
+        if conversation is None:
+            return JsonResponse({"deleted": str(conversation_id)})
+        return JsonResponse({"conversation": conversation_to_dict(conversation)})
+
+    view.__name__ = handler.__name__
+    view.__doc__ = handler.__doc__
+    return view
+
+
+@_write_view
+def rename(conversation, data):
+    """{title}: the user's title (the title model never overwrites it)."""
+    return services.rename_conversation(conversation=conversation, title=_string(data, "title"))
+
+
+@_write_view
+def archive(conversation, data):
+    """{archived: true|false}."""
+    archived = data.get("archived", True)
+    if not isinstance(archived, bool):
+        raise BadRequest("archived must be true or false.")
+    return services.archive_conversation(conversation=conversation, archived=archived)
+
+
+@_write_view
+def delete(conversation, data):
+    """Delete the conversation and its messages."""
+    services.delete_conversation(conversation=conversation)
+    return None
+
+
+@_write_view
+def update_settings(conversation, data):
+    """{system_prompt?, temperature?, max_output_tokens?, model_key?}; null clears a number."""
+    settings = {
+        name: data[name] for name in ("system_prompt", "temperature", "max_output_tokens", "model_key")
+        if name in data
+    }
+    unknown = set(data) - set(settings)
+    if unknown:
+        raise BadRequest(f"Unknown setting(s): {', '.join(sorted(unknown))}.")
+    if "system_prompt" in settings and not isinstance(settings["system_prompt"], (str, type(None))):
+        raise BadRequest("system_prompt must be text.")
+    if "model_key" in settings and not isinstance(settings["model_key"], str):
+        raise BadRequest("model_key must be the key of a configured model.")
+    return services.update_settings(conversation=conversation, **settings)
+
+
+@_write_view
+def select_leaf(conversation, data):
+    """{message_id}: show that branch (the `< 1/2 >` arrows); a reload keeps it."""
+    return services.select_branch(conversation=conversation, message_id=_string(data, "message_id"))
+
+
+def _string(data, name):
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string.")
+    return value

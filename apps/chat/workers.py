@@ -1,0 +1,28 @@
+"""This server process's identity, and the start-up sweep of answers left by dead processes."""
+
+import logging
+import os
+import socket
+import uuid
+
+from django.conf import settings
+
+logger = logging.getLogger("lapis.chat")
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:80]
+
+
+def sweep_interrupted():
+    """Mark answers left ``streaming`` by a dead process as ``interrupted``; return how many.
+
+    With the in-memory channel layer only one process serves, so every streaming answer at
+    start-up was left by a dead one. With Redis, other live processes may be streaming, so only
+    answers whose process stopped writing (no checkpoint or heartbeat for STALE_AFTER) count.
+    """
+    from apps.chat.exchange import interrupt_stale, mark_interrupted
+    from apps.chat.models import Message
+
+    streaming = Message.objects.filter(status=Message.Status.STREAMING)
+    count = interrupt_stale(streaming) if settings.REDIS_URL else mark_interrupted(streaming)
+    if count:
+        logger.warning("Marked %d unfinished answer(s) as interrupted", count)
+    return count
