@@ -118,3 +118,34 @@ def login(page, base_url, username, password=TEST_PASSWORD):
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_selector("[data-testid=whoami]")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registry():
+    """Each test starts with no cached model registry (the DB is rolled back between tests)."""
+    from apps.azure.registry import reset_registry
+
+    reset_registry()
+    yield
+    reset_registry()
+
+
+@pytest.fixture
+def activate_config(request):
+    """``activate_config(yaml_text)`` loads and activates a config; returns the Registry.
+
+    Fails the test with every error if the text is bad. Uses the test's database access
+    (``django_db`` mark or ``transactional_db``), else the ``db`` fixture.
+    """
+    if not request.node.get_closest_marker("django_db") and "transactional_db" not in request.fixturenames:
+        request.getfixturevalue("db")
+    from apps.azure.registry import get_registry
+    from apps.azure.services import load_and_activate
+
+    def activate(text):
+        result = load_and_activate(text=text, source="command")
+        if result.errors:
+            pytest.fail("config has errors:\n" + "\n".join(str(p) for p in result.errors))
+        return get_registry()
+
+    return activate

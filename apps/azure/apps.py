@@ -4,3 +4,13 @@ from django.apps import AppConfig
 class AzureConfig(AppConfig):
     name = "apps.azure"
     label = "azure"
+    verbose_name = "Azure model groups"
+
+    def ready(self):
+        from django.core import checks
+
+        from apps.azure import checks as azure_checks
+        from project.lifecycle import at_startup
+
+        checks.register(azure_checks.check_config_path, "lapis", deploy=True)
+        at_startup(azure_checks.load_config_path_at_start)

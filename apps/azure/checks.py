@@ -1,0 +1,49 @@
+"""CONFIG_PATH at start: a system check (``manage.py check --deploy``) and the start-up hook.
+
+The check is a deploy check so that ``migrate`` still runs while the file is being fixed; the
+start-up hook is what stops a server process: it logs every error and raises.
+"""
+
+import logging
+
+from django.conf import settings
+from django.core import checks
+
+logger = logging.getLogger("lapis.azure")
+
+
+def check_config_path(app_configs=None, **kwargs):
+    from apps.azure.config import parse_config
+
+    path = settings.CONFIG_PATH
+    if not path:
+        return []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read(1024 * 1024)
+    except OSError as exc:
+        return [checks.Error(f"CONFIG_PATH {path} can't be read: {exc.strerror}", id="lapis.E001")]
+    result = parse_config(text)
+    return [
+        checks.Error(f"CONFIG_PATH {path}: {problem}", id="lapis.E001") for problem in result.errors
+    ] + [checks.Warning(f"CONFIG_PATH {path}: {problem}", id="lapis.W001") for problem in result.warnings]
+
+
+def load_config_path_at_start():
+    """Server start: apply CONFIG_PATH, or stop the process listing every error."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from apps.azure.services import ConfigInvalid, load_config_file
+
+    path = settings.CONFIG_PATH
+    if not path:
+        return
+    try:
+        version = load_config_file(path)
+    except ConfigInvalid as exc:
+        errors = "\n".join(f"  {problem}" for problem in exc.result.errors)
+        message = f"lapis.E001: CONFIG_PATH {path} has {len(exc.result.errors)} error(s); not starting:\n{errors}"
+        logger.error(message)
+        raise ImproperlyConfigured(message) from None
+    if version is not None:
+        logger.info("CONFIG_PATH %s loaded as config version %s (active)", path, version.pk)

@@ -1,0 +1,724 @@
+"""Parse and validate the model-group YAML (LibreChat's ``endpoints.azureOpenAI`` section).
+
+``parse_config(text, environ=...)`` never raises for bad input: it returns a ``LoadResult`` whose
+``errors`` lists every problem at once (path, line, column, message) and whose ``config`` is set
+only when there is none. Rules are those of docs/spec config.md.
+
+Secrets: ``${VAR}`` references are resolved from ``environ`` into ``Secret`` objects that keep the
+value in memory only; their ``repr``/``str`` show the reference as written (``${NORTH_KEY}``) or a
+mask, so a config can be logged or rendered without leaking a key. No message ever holds a value
+from the environment, and messages about strings never repeat the string (it may be an inline key).
+"""
+
+import difflib
+import os
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import yaml
+
+MAX_BYTES = 256 * 1024
+MAX_ALIASES = 64
+MAX_NODES = 50_000
+ROOT = "endpoints.azureOpenAI"
+
+ENV_REF = re.compile(r"\$\{([^}]*)\}")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PLACEHOLDERS = ("INSTANCE_NAME", "DEPLOYMENT_NAME")
+# Lapis's own secrets: a YAML that could reference them would send them to any upstream host.
+FORBIDDEN_VARS = frozenset(
+    {
+        "SECRET_KEY",
+        "DJANGO_SECRET_KEY",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+        "AZURE_PASSWORD",
+        "IDENTITY_HEADER",
+        "MSI_SECRET",
+    }
+)
+LEGACY_VARS = (
+    "AZURE_API_KEY",
+    "AZURE_OPENAI_API_INSTANCE_NAME",
+    "AZURE_OPENAI_API_DEPLOYMENT_NAME",
+    "AZURE_OPENAI_API_VERSION",
+    "AZURE_OPENAI_MODELS",
+    "AZURE_USE_MODEL_AS_DEPLOYMENT_NAME",
+    "AZURE_OPENAI_DEFAULT_MODEL",
+    "AZURE_OPENAI_BASEURL",
+    "PLUGINS_USE_AZURE",
+)
+LIBRECHAT_ONLY = frozenset(
+    {"streamRate", "titlePrompt", "titlePromptTemplate", "titleTiming", "titleEndpoint", "customOrder"}
+)
+ENDPOINT_KEYS = (
+    "groups",
+    "titleConvo",
+    "titleModel",
+    "titleMethod",
+    "summarize",
+    "summaryModel",
+    "plugins",
+    "assistants",
+    "simulated",
+)
+GROUP_KEYS = (
+    "group",
+    "apiKey",
+    "instanceName",
+    "endpoint",
+    "deploymentName",
+    "version",
+    "baseURL",
+    "additionalHeaders",
+    "serverless",
+    "addParams",
+    "dropParams",
+    "forcePrompt",
+    "assistants",
+    "authMode",
+    "models",
+)
+MODEL_KEYS = ("deploymentName", "version", "label", "contextWindow", "maxOutput", "vision", "type")
+FORBIDDEN_HEADERS = frozenset({"api-key", "authorization", "host"})
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+MODEL_TYPES = ("chat", "completion", "image")
+SAFE_TAGS = frozenset(
+    "tag:yaml.org,2002:" + name
+    for name in ("str", "int", "float", "bool", "null", "timestamp", "map", "seq", "merge", "binary")
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One error or warning: where (YAML path, 1-based line and column) and what."""
+
+    path: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self):
+        where = f"{self.path} " if self.path else ""
+        return f"{where}(line {self.line}, col {self.column}): {self.message}"
+
+
+class Secret:
+    """A string resolved from the environment (or an inline key), shown only as ``display``."""
+
+    __slots__ = ("_value", "display")
+
+    def __init__(self, value, display):
+        self._value = value
+        self.display = display
+
+    def reveal(self):
+        return self._value
+
+    def __repr__(self):
+        return f"Secret({self.display!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other):
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self):
+        return hash(self._value)
+
+    def __reduce__(self):
+        raise TypeError("Secret values are not pickled")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    key: str
+    group: str
+    deployment: str | None
+    version: str | None
+    label: str | None
+    context_window: int | None
+    max_output: int | None
+    vision: bool | None
+    type: str | None
+    line: int
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    name: str
+    api_key: Secret | None
+    instance_name: str | None
+    endpoint: Secret | None
+    base_url: Secret | None
+    headers: tuple = ()  # ((name, Secret), ...)
+    serverless: bool = False
+    add_params: dict = field(default_factory=dict, repr=False)
+    drop_params: tuple = ()
+    force_prompt: bool = False
+    assistants: bool = False
+    auth_mode: str = "apiKey"
+    models: tuple = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    groups: tuple
+    title_convo: bool = False
+    title_model: str = "gpt-3.5-turbo"
+    title_method: str = "completion"
+    summarize: bool = False
+    summary_model: str | None = None
+    plugins: bool = False
+    assistants: bool = False
+    simulated: bool = False
+
+    def models(self):
+        return [model for group in self.groups for model in group.models]
+
+
+@dataclass
+class LoadResult:
+    config: Config | None
+    errors: list
+    warnings: list
+
+    @property
+    def ok(self):
+        return self.config is not None and not self.errors
+
+
+class _LimitExceeded(Exception):
+    def __init__(self, message, mark):
+        super().__init__(message)
+        self.message = message
+        self.mark = mark
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that composes a node tree (for line marks) and caps alias use."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.alias_count = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.alias_count += 1
+            if self.alias_count > MAX_ALIASES:
+                event = self.peek_event()
+                raise _LimitExceeded(f"more than {MAX_ALIASES} aliases", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def _mark(node):
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def suggest(word, choices):
+    lowered = {choice.lower(): choice for choice in choices}
+    if word.lower() in lowered:
+        return lowered[word.lower()]
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.7)
+    return close[0] if close else None
+
+
+def _quote(text):
+    return '"' + str(text)[:80] + '"'
+
+
+class _Validator:
+    def __init__(self, loader, environ):
+        self.loader = loader
+        self.environ = environ
+        self.errors = []
+        self.warnings = []
+        self.nodes_seen = 0
+
+    # ---- reporting -------------------------------------------------------------------------
+    def error(self, path, node, message):
+        line, column = _mark(node)
+        self.errors.append(Problem(path, line, column, message))
+
+    def warn(self, path, node, message):
+        line, column = _mark(node)
+        self.warnings.append(Problem(path, line, column, message))
+
+    # ---- node helpers ----------------------------------------------------------------------
+    def mapping(self, node, path, what="a mapping"):
+        """Ordered {key: (key_node, value_node)} of a mapping node, or None (error reported)."""
+        if not isinstance(node, yaml.MappingNode):
+            self.error(path, node, f"must be {what}")
+            return None
+        self.loader.flatten_mapping(node)
+        items = {}
+        for key_node, value_node in node.value:
+            self.nodes_seen += 1
+            key = self.scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
+            if isinstance(key, bool) or not isinstance(key, (str, int, float)):
+                self.error(path, key_node, "keys must be plain names")
+                continue
+            key = str(key)
+            if key in items:
+                self.error(f"{path}.{key}", key_node, f"duplicate key {_quote(key)}")
+                continue
+            items[key] = (key_node, value_node)
+        return items
+
+    def scalar(self, node, path):
+        if node.tag not in SAFE_TAGS:
+            self.error(path, node, f"tag {node.tag} is not allowed (safe YAML only)")
+            return None
+        if node.tag == "tag:yaml.org,2002:timestamp":
+            return node.value  # e.g. an unquoted version 2024-10-21 stays the text written
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError:
+            self.error(path, node, "value could not be read")
+            return None
+
+    def plain(self, node, path):
+        """A scalar or a nested structure of plain values (for addParams)."""
+        self.nodes_seen += 1
+        if self.nodes_seen > MAX_NODES:
+            raise _LimitExceeded("document too large after alias expansion", node.start_mark)
+        if isinstance(node, yaml.ScalarNode):
+            value = self.scalar(node, path)
+            if isinstance(value, str):
+                return self.resolve(value, path, node)
+            return value
+        if isinstance(node, yaml.SequenceNode):
+            return [self.plain(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
+        items = self.mapping(node, path) or {}
+        return {key: self.plain(value, f"{path}.{key}") for key, (_, value) in items.items()}
+
+    def check_keys(self, items, allowed, path, where):
+        for key, (key_node, _) in items.items():
+            if key in allowed:
+                continue
+            if key in LIBRECHAT_ONLY:
+                self.warn(f"{path}.{key}", key_node, f"{_quote(key)} is a LibreChat setting that Lapis ignores")
+                continue
+            hint = suggest(key, allowed)
+            extra = f' (did you mean "{hint}"?)' if hint else ""
+            self.error(f"{path}.{key}", key_node, f"unknown key {_quote(key)} in {where}{extra}")
+
+    def string(self, items, key, path, *, resolve=True):
+        if key not in items:
+            return None
+        _, node = items[key]
+        value = self.scalar(node, f"{path}.{key}") if isinstance(node, yaml.ScalarNode) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and key == "version":
+            value = node.value
+        if not isinstance(value, str) or not value.strip():
+            self.error(f"{path}.{key}", node, f"{key} must be a non-empty string")
+            return None
+        return self.resolve(value, f"{path}.{key}", node) if resolve else value
+
+    def boolean(self, items, key, path, default=False):
+        if key not in items:
+            return default
+        _, node = items[key]
+        value = self.scalar(node, f"{path}.{key}") if isinstance(node, yaml.ScalarNode) else None
+        if not isinstance(value, bool):
+            self.error(f"{path}.{key}", node, f"{key} must be true or false")
+            return default
+        return value
+
+    def integer(self, items, key, path):
+        if key not in items:
+            return None
+        _, node = items[key]
+        value = self.scalar(node, f"{path}.{key}") if isinstance(node, yaml.ScalarNode) else None
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            self.error(f"{path}.{key}", node, f"{key} must be a positive whole number of tokens")
+            return None
+        return value
+
+    def choice(self, items, key, path, choices, default):
+        if key not in items:
+            return default
+        _, node = items[key]
+        value = self.scalar(node, f"{path}.{key}") if isinstance(node, yaml.ScalarNode) else None
+        if value not in choices:
+            options = ", ".join(choices)
+            self.error(f"{path}.{key}", node, f"{key} must be one of: {options}")
+            return default
+        return value
+
+    # ---- environment -----------------------------------------------------------------------
+    def resolve(self, text, path, node, *, placeholders=False):
+        """``text`` with every ``${VAR}`` replaced; None (errors reported) if any is unusable."""
+        ok = True
+
+        def replace(match):
+            nonlocal ok
+            name = match.group(1)
+            if placeholders and name in PLACEHOLDERS:
+                if self.environ.get(name):
+                    self.warn(
+                        path,
+                        node,
+                        f"${{{name}}} here is the placeholder for the selected model, "
+                        f"not the environment variable {name} (which is set)",
+                    )
+                return match.group(0)
+            if not ENV_NAME.match(name):
+                self.error(path, node, f"${{{name[:40]}}} is not a valid environment variable reference")
+                ok = False
+                return ""
+            if name in FORBIDDEN_VARS:
+                self.error(path, node, f"environment variable {name} is one of Lapis's own secrets and can't be referenced")
+                ok = False
+                return ""
+            value = self.environ.get(name)
+            if value is None:
+                self.error(path, node, f"environment variable {name} is not set")
+                ok = False
+                return ""
+            if value == "":
+                self.error(path, node, f"environment variable {name} is empty")
+                ok = False
+                return ""
+            return value
+
+        resolved = ENV_REF.sub(replace, text)
+        return resolved if ok else None
+
+    # ---- sections --------------------------------------------------------------------------
+    def document(self, root):
+        items = self.mapping(root, "", "a mapping with an endpoints section")
+        if items is None:
+            return None
+        for key, (key_node, _) in items.items():
+            if key != "endpoints":
+                self.warn(key, key_node, f"top-level section {_quote(key)} is ignored (Lapis reads only endpoints.azureOpenAI)")
+        if "endpoints" not in items:
+            self.error("", root, "missing endpoints.azureOpenAI section")
+            return None
+        endpoints = self.mapping(items["endpoints"][1], "endpoints")
+        if endpoints is None:
+            return None
+        for key, (key_node, _) in endpoints.items():
+            if key != "azureOpenAI":
+                hint = suggest(key, ["azureOpenAI"])
+                if hint:
+                    self.error(f"endpoints.{key}", key_node, f'unknown key {_quote(key)} (did you mean "azureOpenAI"?)')
+                else:
+                    self.warn(f"endpoints.{key}", key_node, f"endpoint {_quote(key)} is ignored (Lapis reads only azureOpenAI)")
+        if "azureOpenAI" not in endpoints:
+            self.error("endpoints", items["endpoints"][1], "missing azureOpenAI section")
+            return None
+        return self.endpoint(endpoints["azureOpenAI"][1])
+
+    def endpoint(self, node):
+        items = self.mapping(node, ROOT)
+        if items is None:
+            return None
+        self.check_keys(items, ENDPOINT_KEYS, ROOT, "endpoints.azureOpenAI")
+        settings = {
+            "title_convo": self.boolean(items, "titleConvo", ROOT),
+            "summarize": self.boolean(items, "summarize", ROOT),
+            "plugins": self.boolean(items, "plugins", ROOT),
+            "assistants": self.boolean(items, "assistants", ROOT),
+            "simulated": self.boolean(items, "simulated", ROOT),
+            "title_method": self.choice(items, "titleMethod", ROOT, ("completion", "functions"), "completion"),
+        }
+        title_model = self.string(items, "titleModel", ROOT)
+        summary_model = self.string(items, "summaryModel", ROOT)
+        groups = []
+        if "groups" not in items:
+            self.error(ROOT, node, "groups is required (a list with at least one group)")
+        else:
+            groups_node = items["groups"][1]
+            if not isinstance(groups_node, yaml.SequenceNode) or not groups_node.value:
+                self.error(f"{ROOT}.groups", groups_node, "groups must be a list with at least one group")
+            else:
+                groups = self.groups(groups_node)
+        models = {model.key: model for group in groups if group for model in group.models}
+        usable = {key for key, model in models.items() if model.type != "image"}
+        if settings["title_convo"]:
+            title_model = title_model or "gpt-3.5-turbo"
+            if models and title_model not in usable:
+                where = items.get("titleModel", items.get("titleConvo"))[1]
+                self.error(
+                    f"{ROOT}.titleModel",
+                    where,
+                    f"{_quote(title_model)} is not a configured chat model (titleConvo is on)",
+                )
+        if settings["summarize"] and summary_model and models and summary_model not in usable:
+            self.error(
+                f"{ROOT}.summaryModel",
+                items["summaryModel"][1],
+                f"{_quote(summary_model)} is not a configured chat model (summarize is on)",
+            )
+        if not summary_model and groups and groups[0] and groups[0].models:
+            summary_model = groups[0].models[0].key
+        if settings["assistants"] and groups and not any(g and g.assistants for g in groups):
+            self.error(f"{ROOT}.assistants", items["assistants"][1], "assistants is on, but no group says assistants: true")
+        if self.errors:
+            return None
+        return Config(
+            groups=tuple(groups),
+            title_model=title_model or "gpt-3.5-turbo",
+            summary_model=summary_model,
+            **settings,
+        )
+
+    def groups(self, node):
+        result = []
+        seen_groups = {}
+        seen_models = {}
+        for index, group_node in enumerate(node.value):
+            path = f"{ROOT}.groups[{index}]"
+            result.append(self.group(group_node, path, index, seen_groups, seen_models))
+        return result
+
+    def group(self, node, path, index, seen_groups, seen_models):
+        items = self.mapping(node, path)
+        if items is None:
+            return None
+        name = self.string(items, "group", path, resolve=False)
+        where = f'group "{name}"' if name else "a group"
+        self.check_keys(items, GROUP_KEYS, path, where)
+        if "group" not in items:
+            self.error(path, node, "group (the group's name) is required")
+        elif name:
+            if name in seen_groups:
+                self.error(f"{path}.group", items["group"][1], f'duplicate group name "{name}" (also groups[{seen_groups[name]}])')
+            else:
+                seen_groups[name] = index
+        auth_mode = self.choice(items, "authMode", path, ("apiKey", "entra"), "apiKey")
+        serverless = self.boolean(items, "serverless", path)
+        api_key = self.secret(items, "apiKey", path, mask_inline=True)
+        if "apiKey" not in items and auth_mode != "entra":
+            self.error(path, node, f"{where}: apiKey is required (unless authMode: entra)")
+        if "apiKey" in items and auth_mode == "entra":
+            self.warn(f"{path}.apiKey", items["apiKey"][0], "apiKey is ignored with authMode: entra")
+            api_key = None
+        instance = self.string(items, "instanceName", path)
+        endpoint = self.url(items, "endpoint", path)
+        base_url = self.url(items, "baseURL", path, placeholders=True)
+        deployment = self.string(items, "deploymentName", path)
+        version = self.string(items, "version", path)
+        if serverless:
+            if "baseURL" not in items:
+                self.error(path, node, f"{where}: a serverless group needs baseURL")
+        elif not ({"instanceName", "endpoint", "baseURL"} & items.keys()):
+            self.error(path, node, f"{where}: needs instanceName, endpoint or baseURL")
+        headers = self.headers(items, path)
+        add_params = {}
+        if "addParams" in items:
+            value = self.plain(items["addParams"][1], f"{path}.addParams")
+            if isinstance(value, dict):
+                add_params = value
+            else:
+                self.error(f"{path}.addParams", items["addParams"][1], "addParams must be a mapping")
+        drop_params = ()
+        if "dropParams" in items:
+            value = self.plain(items["dropParams"][1], f"{path}.dropParams")
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                drop_params = tuple(value)
+            else:
+                self.error(f"{path}.dropParams", items["dropParams"][1], "dropParams must be a list of parameter names")
+        models = self.models(items, node, path, name, index, serverless, deployment, version, seen_models)
+        return GroupConfig(
+            name=name or "",
+            api_key=api_key,
+            instance_name=instance,
+            endpoint=endpoint,
+            base_url=base_url,
+            headers=headers,
+            serverless=serverless,
+            add_params=add_params,
+            drop_params=drop_params,
+            force_prompt=self.boolean(items, "forcePrompt", path),
+            assistants=self.boolean(items, "assistants", path),
+            auth_mode=auth_mode,
+            models=tuple(models),
+        )
+
+    def secret(self, items, key, path, *, mask_inline):
+        raw = self.string(items, key, path, resolve=False)
+        if raw is None:
+            return None
+        value = self.resolve(raw, f"{path}.{key}", items[key][1])
+        if value is None:
+            return None
+        display = raw if ENV_REF.search(raw) or not mask_inline else "•••• (inline)"
+        return Secret(value, display)
+
+    def url(self, items, key, path, *, placeholders=False):
+        raw = self.string(items, key, path, resolve=False)
+        if raw is None:
+            return None
+        node = items[key][1]
+        value = self.resolve(raw, f"{path}.{key}", node, placeholders=placeholders)
+        if value is None:
+            return None
+        probe = value
+        for name in PLACEHOLDERS:
+            probe = probe.replace("${" + name + "}", "placeholder")
+        try:
+            parts = urlsplit(probe)
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            self.error(f"{path}.{key}", node, f"{key} must be an absolute http(s) URL with a host")
+            return None
+        if parts.username is not None or parts.password is not None:
+            self.error(f"{path}.{key}", node, f"{key} may not hold a user:password part (use apiKey)")
+            return None
+        if "\r" in value or "\n" in value:
+            self.error(f"{path}.{key}", node, f"{key} may not hold a line break")
+            return None
+        return Secret(value, raw)
+
+    def headers(self, items, path):
+        if "additionalHeaders" not in items:
+            return ()
+        base = f"{path}.additionalHeaders"
+        header_items = self.mapping(items["additionalHeaders"][1], base)
+        if header_items is None:
+            return ()
+        result = []
+        for name, (key_node, value_node) in header_items.items():
+            hpath = f"{base}.{name}"
+            if name.lower() in FORBIDDEN_HEADERS:
+                self.error(hpath, key_node, f"header {_quote(name)} may not be set here: it would override authentication or routing headers")
+                continue
+            if not HEADER_NAME.match(name):
+                self.error(hpath, key_node, f"{_quote(name[:40])} is not a valid header name")
+                continue
+            raw = self.scalar(value_node, hpath) if isinstance(value_node, yaml.ScalarNode) else None
+            if not isinstance(raw, str):
+                self.error(hpath, value_node, "header value must be a string (quote it)")
+                continue
+            if "\r" in raw or "\n" in raw:
+                self.error(hpath, value_node, "header value may not hold a line break (CR or LF)")
+                continue
+            value = self.resolve(raw, hpath, value_node)
+            if value is None:
+                continue
+            if "\r" in value or "\n" in value:
+                self.error(hpath, value_node, "header value may not hold a line break (CR or LF), after resolving its environment variables")
+                continue
+            display = raw if ENV_REF.search(raw) else "••••"
+            result.append((name, Secret(value, display)))
+        return tuple(result)
+
+    def models(self, items, group_node, path, group_name, index, serverless, deployment, version, seen):
+        if "models" not in items:
+            self.error(path, group_node, "models is required (at least one model)")
+            return []
+        mpath = f"{path}.models"
+        models_node = items["models"][1]
+        model_items = self.mapping(models_node, mpath)
+        if model_items is None:
+            return []
+        if not model_items:
+            self.error(mpath, models_node, "at least one model is required")
+            return []
+        result = []
+        for key, (key_node, value_node) in model_items.items():
+            model_path = f"{mpath}.{key}"
+            if key in seen:
+                other_group, other_index = seen[key]
+                self.error(model_path, key_node, f'model "{key}" is already defined in group "{other_group}" (groups[{other_index}])')
+                continue
+            seen[key] = (group_name or "?", index)
+            model = self.model(key, key_node, value_node, model_path, group_name, serverless, deployment, version)
+            if model:
+                result.append(model)
+        return result
+
+    def model(self, key, key_node, node, path, group_name, serverless, deployment, version):
+        line = key_node.start_mark.line + 1
+        if isinstance(node, yaml.ScalarNode):
+            value = self.scalar(node, path)
+            if value is False:
+                self.error(path, node, "false is not a valid model value (remove the model, or use true or a mapping)")
+                return None
+            if value is not True:
+                self.error(path, node, "a model must be true or a mapping (deploymentName, version, ...)")
+                return None
+            if not serverless:
+                missing = [name for name, v in (("deploymentName", deployment), ("version", version)) if not v]
+                if missing:
+                    self.error(path, node, "true needs the group's " + " and ".join(missing))
+                    return None
+            return ModelConfig(key, group_name or "", deployment, version, None, None, None, None, None, line)
+        items = self.mapping(node, path, "true or a mapping")
+        if items is None:
+            return None
+        self.check_keys(items, MODEL_KEYS, path, f'model "{key}"')
+        own_deployment = self.string(items, "deploymentName", path)
+        own_version = self.string(items, "version", path)
+        if not serverless:
+            missing = []
+            if not (own_deployment or deployment) and "deploymentName" not in items:
+                missing.append("deploymentName")
+            if not (own_version or version) and "version" not in items:
+                missing.append("version")
+            if missing:
+                self.error(path, node, "needs " + " and ".join(missing) + ", from the model or its group")
+        label = self.string(items, "label", path)
+        vision = self.boolean(items, "vision", path, default=None) if "vision" in items else None
+        return ModelConfig(
+            key=key,
+            group=group_name or "",
+            deployment=own_deployment or deployment,
+            version=own_version or version,
+            label=label,
+            context_window=self.integer(items, "contextWindow", path),
+            max_output=self.integer(items, "maxOutput", path),
+            vision=vision,
+            type=self.choice(items, "type", path, MODEL_TYPES, None),
+            line=line,
+        )
+
+
+def parse_config(text, *, environ=None):
+    """Validate ``text``; every problem is reported at once. See the module docstring."""
+    environ = os.environ if environ is None else environ
+    warnings = []
+    for name in LEGACY_VARS:
+        if environ.get(name):
+            warnings.append(
+                Problem("", 1, 1, f"environment variable {name} is a LibreChat setting Lapis does not use: remove it")
+            )
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            return LoadResult(None, [Problem("", 1, 1, "the file is not UTF-8 text")], warnings)
+    if len(text.encode("utf-8")) > MAX_BYTES:
+        return LoadResult(None, [Problem("", 1, 1, f"the file is larger than {MAX_BYTES // 1024} KB")], warnings)
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return LoadResult(None, [Problem("", 1, 1, "the file is empty")], warnings)
+        validator = _Validator(loader, environ)
+        config = validator.document(root)
+    except _LimitExceeded as exc:
+        mark = exc.mark
+        return LoadResult(None, [Problem("", mark.line + 1, mark.column + 1, exc.message)], warnings)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        # exc.problem is a short phrase; str(exc) would quote the offending line, which may hold a key.
+        message = "YAML syntax error: " + (exc.problem or "unreadable")
+        if exc.context:
+            message += f" ({exc.context})"
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        return LoadResult(None, [Problem("", line, column, message)], warnings)
+    except yaml.YAMLError:
+        return LoadResult(None, [Problem("", 1, 1, "YAML syntax error")], warnings)
+    finally:
+        loader.dispose()
+    errors = validator.errors
+    return LoadResult(None if errors else config, errors, warnings + validator.warnings)

@@ -1,0 +1,47 @@
+"""The one exception the rest of Lapis sees from Azure: ``UpstreamError``.
+
+``message`` is for the person chatting (no secret, no deployment detail); ``admin_detail`` is for
+staff (names the group and deployment, never a key). ``code`` is one of ``CODES``.
+"""
+
+CODES = frozenset(
+    {
+        "rate_limited",
+        "deployment_not_found",
+        "auth_failed",
+        "content_filter_prompt",
+        "content_filter_answer",
+        "context_length_exceeded",
+        "bad_request",
+        "upstream_unreachable",
+        "upstream_stalled",
+        "upstream_error",
+        "upstream_protocol",
+        "content_policy",
+    }
+)
+
+
+class UpstreamError(Exception):
+    """A failed call to Azure OpenAI, described for users and for staff."""
+
+    def __init__(
+        self,
+        code,
+        message,
+        *,
+        admin_detail="",
+        retry_after=None,
+        status=None,
+        filter_results=None,
+    ):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.admin_detail = admin_detail or message
+        self.retry_after = retry_after
+        self.status = status
+        self.filter_results = filter_results
+
+    def __repr__(self):
+        return f"UpstreamError(code={self.code!r}, status={self.status!r}, message={self.message!r})"

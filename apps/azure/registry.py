@@ -1,0 +1,327 @@
+"""The model registry: what users may pick, with capabilities and where each request goes.
+
+``get_registry()`` / ``aget_registry()`` return the Registry of the active ConfigVersion.
+
+Cross-process pickup is a cheap version check, not a broadcast: each process keeps its Registry
+and, at most once per ``CHECK_INTERVAL`` seconds, reads the active version id from the database
+(one indexed single-row query). When it differs, the process rebuilds the Registry from that
+version's text. Why: the database is already the source of truth, so this works identically on
+SQLite (one process) and PostgreSQL (many), with or without Redis, and a process that was busy,
+restarting or disconnected can't miss a change the way it can miss a channel-layer message. The
+cost is at most one tiny query per second per process, and a change reaches other processes
+within about a second. In the process that activates, ``invalidate()`` makes it immediate.
+"""
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+
+from asgiref.sync import sync_to_async
+
+logger = logging.getLogger("lapis.azure")
+CHECK_INTERVAL = 1.0
+DEFAULT_CONTEXT = 4096
+
+CONTEXT_WINDOWS = {
+    "gpt-3.5-turbo-0301": 4096,
+    "gpt-3.5-turbo-0613": 4096,
+    "gpt-35-turbo-0301": 4096,
+    "gpt-35-turbo-0613": 4096,
+    "gpt-35-turbo": 16385,
+    "gpt-3.5-turbo": 16385,
+    "gpt-4": 8192,
+    "gpt-4-32k": 32768,
+    "gpt-4-1106": 128000,
+    "gpt-4-0125": 128000,
+    "gpt-4-turbo": 128000,
+    "gpt-4-vision": 128000,
+    "gpt-4o": 128000,
+    "gpt-4o-mini": 128000,
+    "o1-mini": 128000,
+    "o1-preview": 128000,
+    "o1": 200000,
+    "o3-mini": 200000,
+    "o3": 200000,
+    "o4-mini": 200000,
+    "gpt-4.1": 1047576,
+    "gpt-4.1-mini": 1047576,
+    "gpt-4.1-nano": 1047576,
+    "gpt-5": 400000,
+    "gpt-5-mini": 400000,
+    "gpt-5-nano": 400000,
+    "mistral-large": 128000,
+    "llama-2": 4096,
+    "llama2": 4096,
+    "llama-3.1": 128000,
+    "llama-3.2": 128000,
+    "llama-3.3": 128000,
+}
+VISION_NAMES = ("gpt-4-vision", "gpt-4o", "gpt-4-turbo", "gpt-4.1", "gpt-5", "o1", "o3", "o4-mini")
+VISION_EXCEPTIONS = ("gpt-4-turbo-preview", "o1-mini")
+IMAGE_NAMES = re.compile(r"dall-e-2|dall-e-3|gpt-image-")
+REASONING = re.compile(r"(^|[^a-z0-9.])(o1|o3|o4)([^a-z0-9]|$)|gpt-5")
+
+
+def context_window_for(key):
+    """Longest table key contained in ``key`` (case-insensitive) wins; unknown → 4096."""
+    lowered = key.lower()
+    best = max((name for name in CONTEXT_WINDOWS if name in lowered), key=len, default=None)
+    return CONTEXT_WINDOWS[best] if best else DEFAULT_CONTEXT
+
+
+def vision_for(key):
+    lowered = key.lower()
+    for name in VISION_NAMES:
+        start = lowered.find(name)
+        while start != -1:
+            if not any(lowered.startswith(exc, start) for exc in VISION_EXCEPTIONS):
+                return True
+            start = lowered.find(name, start + 1)
+    return False
+
+
+def type_for(key, *, force_prompt=False):
+    if IMAGE_NAMES.search(key.lower()):
+        return "image"
+    return "completion" if force_prompt else "chat"
+
+
+def is_reasoning(key):
+    return bool(REASONING.search(key.lower()))
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where requests go and how they authenticate. Secrets stay inside ``Secret`` objects."""
+
+    kind: str  # "azure" (AsyncAzureOpenAI) or "openai" (serverless, AsyncOpenAI)
+    base_url: object  # Secret: the URL the SDK is given (azure: endpoint or base_url)
+    uses_endpoint: bool  # azure: base_url is an azure_endpoint (SDK adds /openai)
+    api_version: str | None
+    auth_mode: str
+    api_key: object  # Secret | None
+    headers: tuple  # ((name, Secret), ...)
+
+    def display_url(self, deployment, route="chat/completions"):
+        """The request URL as the admin wrote it: ``${VAR}`` kept, inline keys never shown."""
+        base = self.base_url.display.rstrip("/")
+        query = f"?api-version={self.api_version}" if self.api_version else ""
+        if self.kind == "openai":
+            return f"{base}/{route}{query}"
+        if self.uses_endpoint:
+            base += "/openai"
+        if "/deployments" not in base.split("://", 1)[-1]:
+            base += f"/deployments/{deployment}"
+        return f"{base}/{route}{query}"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    key: str
+    label: str
+    group: str
+    deployment: str | None
+    api_version: str | None
+    type: str
+    context_window: int
+    max_output: int | None
+    vision: bool
+    force_prompt: bool
+    serverless: bool
+    auth_mode: str
+    simulated: bool
+    reasoning: bool = False
+    target: Target | None = field(default=None, repr=False, compare=False)
+    add_params: dict = field(default_factory=dict, repr=False, compare=False)
+    drop_params: tuple = field(default=(), repr=False, compare=False)
+
+    @property
+    def request_url(self):
+        route = "completions" if self.force_prompt else "chat/completions"
+        if self.type == "image":
+            route = "images/generations"
+        return self.target.display_url(self.deployment, route) if self.target else ""
+
+
+def _substitute(text, *, instance, deployment):
+    return text.replace("${INSTANCE_NAME}", instance or "").replace(
+        "${DEPLOYMENT_NAME}", deployment or ""
+    )
+
+
+def _target(group, model):
+    from apps.azure.config import Secret
+
+    if group.serverless:
+        value = group.base_url.reveal().rstrip("/")
+        display = group.base_url.display.rstrip("/")
+        for suffix in ("/chat/completions", "/completions"):
+            if value.endswith(suffix):
+                value, display = value[: -len(suffix)], display[: -len(suffix)]
+                break
+        base, uses_endpoint, kind = Secret(value, display), False, "openai"
+    elif group.base_url:
+        value = _substitute(group.base_url.reveal(), instance=group.instance_name, deployment=model.deployment)
+        display = _substitute(group.base_url.display, instance=group.instance_name, deployment=model.deployment)
+        base, uses_endpoint, kind = Secret(value.rstrip("/"), display.rstrip("/")), False, "azure"
+    elif group.endpoint:
+        base, uses_endpoint, kind = group.endpoint, True, "azure"
+    else:
+        url = f"https://{group.instance_name}.openai.azure.com"
+        base, uses_endpoint, kind = Secret(url, url), True, "azure"
+    return Target(
+        kind=kind,
+        base_url=base,
+        uses_endpoint=uses_endpoint,
+        api_version=model.version,
+        auth_mode=group.auth_mode,
+        api_key=group.api_key,
+        headers=group.headers,
+    )
+
+
+def build_spec(group, model, *, simulated=False):
+    type_ = model.type or type_for(model.key, force_prompt=group.force_prompt)
+    return ModelSpec(
+        key=model.key,
+        label=model.label or model.key,
+        group=group.name,
+        deployment=model.deployment or (model.key if group.serverless else None),
+        api_version=model.version,
+        type=type_,
+        context_window=model.context_window or context_window_for(model.key),
+        max_output=model.max_output,
+        vision=model.vision if model.vision is not None else vision_for(model.key),
+        force_prompt=group.force_prompt,
+        serverless=group.serverless,
+        auth_mode=group.auth_mode,
+        simulated=simulated,
+        reasoning=is_reasoning(model.key),
+        target=_target(group, model),
+        add_params=dict(group.add_params),
+        drop_params=tuple(group.drop_params),
+    )
+
+
+class Registry:
+    """An immutable view of one validated config (or the empty registry)."""
+
+    def __init__(self, config=None, *, version_id=None):
+        self.version_id = version_id
+        self.config = config
+        self._groups = []
+        if config is not None:
+            for group in config.groups:
+                specs = [build_spec(group, m, simulated=config.simulated) for m in group.models]
+                self._groups.append((group.name, specs))
+        self._by_key = {spec.key: spec for _, specs in self._groups for spec in specs}
+        self.title_convo = bool(config and config.title_convo)
+        self.title_method = config.title_method if config else "completion"
+        self.summarize = bool(config and config.summarize)
+        self.plugins = bool(config and config.plugins)
+        self.simulated = bool(config and config.simulated)
+        self.title_model = self._by_key.get(config.title_model) if config else None
+        self.summary_model = self._by_key.get(config.summary_model) if config else None
+
+    def __repr__(self):
+        return f"<Registry version={self.version_id} models={list(self._by_key)}>"
+
+    @property
+    def is_empty(self):
+        return not self._by_key
+
+    def get(self, key):
+        return self._by_key.get(key)
+
+    def all_models(self):
+        return list(self._by_key.values())
+
+    def chat_models(self):
+        return [spec for spec in self._by_key.values() if spec.type in ("chat", "completion")]
+
+    def image_models(self):
+        return [spec for spec in self._by_key.values() if spec.type == "image"]
+
+    def groups(self):
+        return [(name, list(specs)) for name, specs in self._groups]
+
+    def first_vision_model(self):
+        return next((spec for spec in self.chat_models() if spec.vision), None)
+
+
+EMPTY = Registry()
+_lock = threading.Lock()
+_state = {"registry": EMPTY, "checked": 0.0}
+
+
+def registry_from_text(text, *, version_id=None, environ=None):
+    """Build a Registry from YAML text; an unusable text gives the empty registry (logged)."""
+    from apps.azure.config import parse_config
+
+    result = parse_config(text, environ=environ)
+    if result.errors:
+        logger.error(
+            "config version %s can't be used in this process:\n%s",
+            version_id,
+            "\n".join(str(problem) for problem in result.errors),
+        )
+        return Registry(version_id=version_id)
+    return Registry(result.config, version_id=version_id)
+
+
+def _active_version():
+    from apps.azure.models import ConfigVersion
+
+    return ConfigVersion.objects.filter(is_active=True).values_list("pk", flat=True).first()
+
+
+def _refresh(active_id):
+    current = _state["registry"]
+    if active_id == current.version_id:
+        return current
+    if active_id is None:
+        registry = EMPTY
+    else:
+        from apps.azure.models import ConfigVersion
+
+        text = ConfigVersion.objects.filter(pk=active_id).values_list("text", flat=True).first()
+        registry = EMPTY if text is None else registry_from_text(text, version_id=active_id)
+        logger.info("model registry now at config version %s", active_id)
+    _state["registry"] = registry
+    return registry
+
+
+def _check_sync():
+    with _lock:
+        now = time.monotonic()
+        if now - _state["checked"] < CHECK_INTERVAL:
+            return _state["registry"]
+        registry = _refresh(_active_version())
+        _state["checked"] = now
+        return registry
+
+
+def get_registry():
+    """The active Registry (sync code); reads the DB at most once per CHECK_INTERVAL."""
+    if time.monotonic() - _state["checked"] < CHECK_INTERVAL:
+        return _state["registry"]
+    return _check_sync()
+
+
+async def aget_registry():
+    """The active Registry (async code); same contract as ``get_registry``."""
+    if time.monotonic() - _state["checked"] < CHECK_INTERVAL:
+        return _state["registry"]
+    return await sync_to_async(_check_sync, thread_sensitive=True)()
+
+
+def invalidate():
+    """Forget the cached registry: the next call re-reads the active version."""
+    with _lock:
+        _state["checked"] = 0.0
+        _state["registry"] = EMPTY
+
+
+reset_registry = invalidate
