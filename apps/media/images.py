@@ -1,0 +1,354 @@
+"""Image services: check, clean and store uploads and generated pictures; derive request sizes.
+
+Every image Lapis keeps went through ``_clean``: its format decided by content (PNG, JPEG, WebP or
+GIF only), its size checked from the header before any pixel is decoded, EXIF orientation
+applied, metadata dropped, re-encoded. Uploads without transparency become JPEG (quality 88: every
+vision model and browser takes it, it encodes fast, and what a vision request costs depends on
+the pixel size, not the bytes); images with real transparency become PNG, as do generated
+pictures (lossless, they are downloaded as made).
+"""
+
+import base64
+import hashlib
+import io
+import os
+import re
+import secrets
+import unicodedata
+from pathlib import Path
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import transaction
+from PIL import Image, ImageOps
+
+from apps.media.models import Attachment
+
+MAX_PIXELS = 40_000_000
+MAX_SIDE = 12_000
+MAX_PER_MESSAGE = 10
+# Generated pictures come from the service, not a person; the cap only guards against a bad upstream.
+GENERATED_MAX_BYTES = 25 * 1024 * 1024
+THUMBNAIL_BOX = (320, 320)
+FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP", "GIF": "GIF"}
+DETAILS = ("auto", "low", "high")
+ENCODINGS = {
+    "PNG": ("image/png", "png"),
+    "JPEG": ("image/jpeg", "jpg"),
+}
+NOT_AN_IMAGE = "is not a PNG, JPEG, WebP or GIF image"
+
+
+class ImageRejected(ValueError):
+    """An image Lapis will not take; ``message`` says which file and why, for the person."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+
+
+def human_bytes(count):
+    """``31 MB``, ``1.5 MB``, ``12 KB``, ``900 bytes``."""
+    for unit, size in (("MB", 1024 * 1024), ("KB", 1024)):
+        if count >= size:
+            value = count / size
+            text = f"{value:.1f}".rstrip("0").rstrip(".") if value < 10 else f"{value:.0f}"
+            return f"{text} {unit}"
+    return f"{count} bytes"
+
+
+def clean_filename(name, *, fallback="image"):
+    """The last path part of ``name`` without control characters, at most 100 characters."""
+    name = re.split(r"[\\/]", name or "")[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip(" .")
+    return name[:100] or fallback
+
+
+# -- checking and cleaning ------------------------------------------------------------------
+
+
+def probe(data, *, name="this file"):
+    """``(format, (width, height))`` read from the header only, or ImageRejected.
+
+    Uses the format plugins' header parsers directly, not ``Image.open``, so the size claimed by
+    a file is known (and refused) before anything is allocated or decoded.
+    """
+    Image.init()
+    for fmt in FORMATS:
+        factory, accept = Image.OPEN[fmt]
+        if not accept(data[:64]):
+            continue
+        try:
+            image = factory(io.BytesIO(data), name)
+        except Image.DecompressionBombError:
+            # WebP's parser checks the size itself before it allocates its canvas.
+            raise ImageRejected(
+                f"{name} claims more pixels than the {MAX_PIXELS // 1_000_000}-megapixel limit"
+            ) from None
+        except Exception:
+            # The signature matched but the header does not parse.
+            raise ImageRejected(
+                f"{name} is damaged or truncated: it could not be read as {FORMATS[fmt]}"
+            ) from None
+        size = image.size
+        image.close()
+        return fmt, size
+    raise ImageRejected(f"{name} {NOT_AN_IMAGE}")
+
+
+def check_dimensions(size, *, name):
+    width, height = size
+    if width < 1 or height < 1:
+        raise ImageRejected(f"{name} {NOT_AN_IMAGE} (it claims {width}×{height} pixels)")
+    if width * height > MAX_PIXELS:
+        raise ImageRejected(
+            f"{name} claims {width}×{height} pixels, more than the "
+            f"{MAX_PIXELS // 1_000_000}-megapixel limit"
+        )
+    if max(width, height) > MAX_SIDE:
+        raise ImageRejected(
+            f"{name} claims {width}×{height} pixels; no side may be longer than {MAX_SIDE:,} pixels"
+        )
+
+
+def decode(data, *, name):
+    """The first frame of ``data`` as an upright RGB or RGBA image, or ImageRejected."""
+    fmt, size = probe(data, name=name)
+    check_dimensions(size, name=name)
+    try:
+        with Image.open(io.BytesIO(data), formats=[fmt]) as image:
+            image.seek(0)
+            image.load()
+            upright = ImageOps.exif_transpose(image)
+            return _normalise_mode(upright)
+    except Image.DecompressionBombError:
+        raise ImageRejected(
+            f"{name} claims more pixels than the {MAX_PIXELS // 1_000_000}-megapixel limit"
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError):
+        raise ImageRejected(f"{name} is damaged or truncated: it could not be read as {FORMATS[fmt]}") from None
+
+
+def _normalise_mode(image):
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+    if has_alpha:
+        image = image.convert("RGBA")
+        if image.getchannel("A").getextrema()[0] < 255:
+            return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        image = image.point(lambda value: value / 256).convert("L")
+    return image.convert("RGB")
+
+
+def encode(image, *, lossless=False):
+    """``(bytes, content_type, extension)``: PNG for transparency or lossless, else JPEG q88.
+
+    Saving without ``exif``/``icc_profile``/``pnginfo`` is what drops the metadata.
+    """
+    buffer = io.BytesIO()
+    if image.mode == "RGBA" or lossless:
+        image.save(buffer, format="PNG", compress_level=6)
+        fmt = "PNG"
+    else:
+        image.convert("RGB").save(buffer, format="JPEG", quality=88, optimize=True)
+        fmt = "JPEG"
+    content_type, extension = ENCODINGS[fmt]
+    return buffer.getvalue(), content_type, extension
+
+
+def fit_for_detail(size, detail):
+    """The pixel size sent for ``detail``: high/auto keep the short side ≤ 768 and long ≤ 2000,
+    low fits in 512×512. Never enlarges."""
+    if detail not in DETAILS:
+        raise ValueError(f"detail must be one of {', '.join(DETAILS)}, not {detail!r}")
+    width, height = size
+    if detail == "low":
+        scale = min(1.0, 512 / width, 512 / height)
+    else:
+        scale = min(1.0, 768 / min(width, height), 2000 / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+# -- storing --------------------------------------------------------------------------------
+
+
+def _write_atomic(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+    os.replace(temporary, path)
+
+
+def _store(*, owner, image, name, kind, lossless, **fields):
+    data, content_type, extension = encode(image, lossless=lossless)
+    relative = f"{owner.pk}/{secrets.token_urlsafe(18)}.{extension}"
+    attachment = Attachment(
+        owner=owner,
+        kind=kind,
+        path=relative,
+        original_name=name,
+        content_type=content_type,
+        width=image.width,
+        height=image.height,
+        bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        **fields,
+    )
+    thumbnail = image.copy()
+    thumbnail.thumbnail(THUMBNAIL_BOX, Image.Resampling.LANCZOS)
+    written = [attachment.absolute(), attachment.absolute(attachment.variant_path("thumb"))]
+    try:
+        _write_atomic(written[0], data)
+        _write_atomic(written[1], encode(thumbnail, lossless=lossless)[0])
+        attachment.save()
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return attachment
+
+
+def _read_capped(file, limit, name):
+    size = getattr(file, "size", None)
+    if size is not None and size > limit:
+        raise ImageRejected(f"{name} is {human_bytes(size)}; the limit is {human_bytes(limit)}")
+    data = file.read(limit + 1)
+    if len(data) > limit:
+        raise ImageRejected(f"{name} is larger than {human_bytes(limit)}, the limit")
+    if not data:
+        raise ImageRejected(f"{name} is empty")
+    return data
+
+
+def create_upload(*, owner, file, name=None):
+    """Check, clean and store an uploaded image for ``owner``; returns the Attachment.
+
+    ``file`` is any binary file object (a Django UploadedFile gives its ``size`` and ``name``).
+    Raises ImageRejected, with a message naming the file, for anything too big in bytes
+    (settings.UPLOAD_MAX_BYTES) or pixels, or not a PNG, JPEG, WebP or GIF image; nothing is
+    stored then.
+    """
+    name = clean_filename(name or getattr(file, "name", ""), fallback="the file")
+    data = _read_capped(file, settings.UPLOAD_MAX_BYTES, name)
+    image = decode(data, name=name)
+    return _store(owner=owner, image=image, name=name, kind=Attachment.Kind.UPLOAD, lossless=False)
+
+
+def store_generated_image(
+    *,
+    owner,
+    conversation,
+    generated,
+    prompt,
+    model_key,
+    message=None,
+    size="",
+    quality="",
+    style="",
+):
+    """Store a picture from ``apps.azure.images.generate_image`` (a GeneratedImage) as PNG.
+
+    The bytes are checked like an upload (format by content, pixel limits): an upstream that
+    answers with something else raises ImageRejected.
+    """
+    data = generated.data
+    if len(data) > GENERATED_MAX_BYTES:
+        raise ImageRejected(f"the generated image is {human_bytes(len(data))}, over the limit")
+    image = decode(data, name="the generated image")
+    return _store(
+        owner=owner,
+        image=image,
+        name=_generated_name(prompt),
+        kind=Attachment.Kind.GENERATED,
+        lossless=True,
+        conversation=conversation,
+        message=message,
+        prompt=prompt,
+        revised_prompt=generated.revised_prompt or "",
+        model_key=model_key,
+        size=size or "",
+        quality=quality or "",
+        style=style or "",
+    )
+
+
+def _generated_name(prompt):
+    words = re.findall(r"[A-Za-z0-9]+", prompt or "")[:6]
+    return "-".join(["lapis", *words]).lower()[:60] + ".png"
+
+
+def claim_attachments(*, owner, ids, conversation, message):
+    """Attach the owner's not yet attached uploads ``ids`` to ``message``; returns them in order.
+
+    Raises ImageRejected for more than MAX_PER_MESSAGE, or for an id that is not the owner's
+    free upload (the message does not say whose it is).
+    """
+    ids = [str(value) for value in ids]
+    if len(ids) > MAX_PER_MESSAGE:
+        raise ImageRejected(
+            f"{len(ids)} images are attached; at most {MAX_PER_MESSAGE} may go with one message"
+        )
+    if len(set(ids)) != len(ids):
+        raise ImageRejected("the same image is attached twice")
+    with transaction.atomic():
+        found = {
+            str(item.pk): item
+            for item in Attachment.objects.select_for_update().filter(
+                pk__in=ids, owner=owner, kind=Attachment.Kind.UPLOAD, message__isnull=True
+            )
+        }
+        missing = [value for value in ids if value not in found]
+        if missing:
+            raise ImageRejected(f"attached image {missing[0]} was not found (upload it again)")
+        Attachment.objects.filter(pk__in=ids).update(conversation=conversation, message=message)
+    claimed = [found[value] for value in ids]
+    for item in claimed:
+        item.conversation, item.message = conversation, message
+    return claimed
+
+
+# -- deriving -------------------------------------------------------------------------------
+
+
+def variant_bytes(attachment, *, detail):
+    """``(bytes, content_type)`` of the image at the size sent for ``detail``.
+
+    Computed once and kept next to the original; the original itself when it already fits.
+    """
+    target = fit_for_detail((attachment.width, attachment.height), detail)
+    if target == (attachment.width, attachment.height):
+        return attachment.absolute().read_bytes(), attachment.content_type
+    key = "low" if detail == "low" else "high"
+    path = attachment.absolute(attachment.variant_path(key))
+    try:
+        return path.read_bytes(), attachment.content_type
+    except FileNotFoundError:
+        pass
+    with Image.open(attachment.absolute()) as image:
+        image.load()
+        resized = image.resize(target, Image.Resampling.LANCZOS)
+    data = encode(resized, lossless=attachment.content_type == "image/png")[0]
+    _write_atomic(path, data)
+    return data, attachment.content_type
+
+
+def data_url_for(attachment, *, detail):
+    """``data:image/...;base64,...`` of the attachment sized for ``detail`` (auto|low|high)."""
+    data, content_type = variant_bytes(attachment, detail=detail)
+    return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+adata_url_for = sync_to_async(data_url_for, thread_sensitive=False)
+
+
+def delete_files(relative_path):
+    """Remove a stored image and everything derived from it (used after its row is deleted)."""
+    path = Path(settings.MEDIA_ROOT) / relative_path
+    stem = path.stem
+    for candidate in (path, *path.parent.glob(f"{glob_escape(stem)}.*{path.suffix}")):
+        candidate.unlink(missing_ok=True)
+
+
+def glob_escape(text):
+    return re.sub(r"([*?\[])", r"[\1]", text)
