@@ -13,6 +13,7 @@ urlpatterns = [
         login_not_required(RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
     ),
     path("", include("apps.accounts.urls")),
+    path("", include("apps.azure.urls")),
     path("", include("apps.chat.urls")),
     path("admin/", admin.site.urls),
     path("media/", include("apps.media.urls")),

@@ -270,7 +270,6 @@ class _Validator:
 
     def scalar(self, node, path):
         if node.tag not in SAFE_TAGS:
-            self.error(path, node, f"tag {node.tag} is not allowed (safe YAML only)")
             return None
         if node.tag == "tag:yaml.org,2002:timestamp":
             return node.value  # e.g. an unquoted version 2024-10-21 stays the text written
@@ -389,7 +388,30 @@ class _Validator:
         return resolved if ok else None
 
     # ---- sections --------------------------------------------------------------------------
+    def scan(self, root):
+        """Refuse non-standard tags anywhere (ignored sections too) and cap the tree size."""
+        stack, seen = [root], set()
+        while stack:
+            node = stack.pop()
+            self.nodes_seen += 1
+            if self.nodes_seen > MAX_NODES:
+                raise _LimitExceeded("document too large after alias expansion", node.start_mark)
+            if node.tag not in SAFE_TAGS:
+                line, column = _mark(node)
+                self.errors.append(Problem("", line, column, f"tag {node.tag} is not allowed (safe YAML only)"))
+            if id(node) in seen or isinstance(node, yaml.ScalarNode):
+                continue
+            seen.add(id(node))
+            if isinstance(node, yaml.MappingNode):
+                stack.extend(n for pair in node.value for n in pair)
+            else:
+                stack.extend(node.value)
+        self.nodes_seen = 0
+
     def document(self, root):
+        self.scan(root)
+        if self.errors:
+            return None
         items = self.mapping(root, "", "a mapping with an endpoints section")
         if items is None:
             return None

@@ -1,0 +1,248 @@
+"""Admin for model-group configurations: load (upload or paste) → validate → preview → activate,
+and every stored version with rollback.
+
+Permissions: viewing needs ``azure.view_configversion``; loading and activating need
+``azure.activate_configversion``. A signed-in user who is not staff gets 403 on every page here
+(not the admin's redirect to the login page). Secrets are shown only as their ``${VAR}`` reference
+or masked: previews are built from ``Secret.display``, never from a resolved value.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from apps.azure.config import MAX_BYTES, parse_config
+from apps.azure.models import ConfigVersion
+from apps.azure.registry import Registry
+from apps.azure.services import ConfigInvalid, activate_version, load_and_activate
+
+
+class LoadForm(forms.Form):
+    file = forms.FileField(required=False, label="Upload a YAML file")
+    text = forms.CharField(
+        required=False, label="…or paste YAML", widget=forms.Textarea(attrs={"rows": 18, "cols": 100})
+    )
+
+    def clean(self):
+        data = super().clean()
+        upload = data.get("file")
+        if upload:
+            if upload.size > MAX_BYTES:
+                raise forms.ValidationError(f"The file is larger than {MAX_BYTES // 1024} KB.")
+            try:
+                data["yaml"] = upload.read().decode("utf-8")
+            except UnicodeDecodeError:
+                raise forms.ValidationError("The file is not UTF-8 text.") from None
+            data["source"] = "admin_upload"
+        elif data.get("text", "").strip():
+            data["yaml"] = data["text"].replace("\r\n", "\n")
+            data["source"] = "admin_paste"
+        else:
+            raise forms.ValidationError("Upload a file or paste YAML.")
+        return data
+
+
+def numbered_lines(text, problems):
+    """[(number, line, [messages])] with each problem's message next to its line."""
+    by_line = {}
+    for problem in problems:
+        by_line.setdefault(problem.line, []).append(problem)
+    lines = text.split("\n")
+    rows = [(number, line, by_line.pop(number, [])) for number, line in enumerate(lines, start=1)]
+    if by_line:  # problems past the end (e.g. an unexpected end of file)
+        rows.append((len(lines) + 1, "", [p for ps in by_line.values() for p in ps]))
+    return rows
+
+
+def describe(registry):
+    """Groups with their models and where each request goes (display URLs only)."""
+    groups = []
+    for name, specs in registry.groups():
+        groups.append({"name": name, "models": [describe_model(spec) for spec in specs]})
+    return groups
+
+
+def describe_model(spec):
+    capabilities = [spec.type]
+    if spec.vision:
+        capabilities.append("vision")
+    if spec.reasoning:
+        capabilities.append("reasoning")
+    if spec.force_prompt:
+        capabilities.append("forcePrompt")
+    if spec.serverless:
+        capabilities.append("serverless")
+    return {
+        "key": spec.key,
+        "label": spec.label,
+        "type": spec.type,
+        "deployment": spec.deployment or "",
+        "api_version": spec.api_version or "",
+        "context_window": spec.context_window,
+        "max_output": spec.max_output,
+        "capabilities": ", ".join(capabilities),
+        "url": spec.request_url,
+        "auth": "Entra ID (DefaultAzureCredential)" if spec.auth_mode == "entra" else "api-key "
+        + (spec.target.api_key.display if spec.target and spec.target.api_key else ""),
+        "headers": ", ".join(f"{n}: {v.display}" for n, v in spec.target.headers) if spec.target else "",
+    }
+
+
+def diff(old, new):
+    """Models added, removed and changed between two registries (by key)."""
+    old_models = {m["key"]: m for g in describe(old) for m in g["models"]}
+    new_models = {m["key"]: (g["name"], m) for g in describe(new) for m in g["models"]}
+    old_groups = {spec.key: spec.group for spec in old.all_models()}
+    added = [key for key in new_models if key not in old_models]
+    removed = [key for key in old_models if key not in new_models]
+    changed = []
+    for key, (group, model) in new_models.items():
+        before = old_models.get(key)
+        if before is None:
+            continue
+        fields = [
+            name
+            for name in ("label", "type", "deployment", "api_version", "context_window", "max_output", "capabilities", "url", "auth", "headers")
+            if before[name] != model[name]
+        ]
+        if old_groups.get(key) != group:
+            fields.insert(0, "group")
+        if fields:
+            changed.append({"key": key, "fields": ", ".join(fields)})
+    return {"added": added, "removed": removed, "changed": changed, "empty": not (added or removed or changed)}
+
+
+def preview_context(text, result, active):
+    new = Registry(result.config)
+    old = _registry_of(active)
+    return {
+        "groups": describe(new),
+        "registry": new,
+        "diff": diff(old, new),
+        "warnings": result.warnings,
+        "lines": numbered_lines(text, result.warnings),
+    }
+
+
+def _registry_of(version):
+    if version is None:
+        return Registry()
+    result = parse_config(version.text)
+    return Registry(result.config, version_id=version.pk) if result.config else Registry()
+
+
+@admin.register(ConfigVersion)
+class ConfigVersionAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "source", "created", "created_by", "is_active")
+
+    def has_add_permission(self, request):
+        return request.user.has_perm("azure.activate_configversion")
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("azure.view_configversion") or request.user.has_perm(
+            "azure.activate_configversion"
+        )
+
+    def get_urls(self):
+        return [
+            path("", self._guard(self.versions_view), name="azure_configversion_changelist"),
+            path("add/", self._guard(self.load_view), name="azure_configversion_add"),
+            path("<int:pk>/", self._guard(self.version_view), name="azure_configversion_change"),
+            path("<int:pk>/activate/", self._guard(self.activate_view), name="azure_configversion_activate"),
+        ]
+
+    def _guard(self, view):
+        """Non-staff signed-in users get 403 (the admin would redirect them to the login page)."""
+        wrapped = self.admin_site.admin_view(view)
+
+        def guarded(request, *args, **kwargs):
+            if request.user.is_authenticated and not request.user.is_staff:
+                raise PermissionDenied
+            return wrapped(request, *args, **kwargs)
+
+        return guarded
+
+    def _context(self, request, **extra):
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "can_activate": request.user.has_perm("azure.activate_configversion"),
+            **extra,
+        }
+
+    def versions_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        versions = ConfigVersion.objects.select_related("created_by").order_by("-id")
+        return TemplateResponse(
+            request,
+            "admin/azure/configversion/versions.html",
+            self._context(request, title="Model-group configurations", versions=versions),
+        )
+
+    def load_view(self, request):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        context = self._context(request, title="Load a model-group configuration")
+        if request.method == "POST" and request.POST.get("action") == "activate":
+            text = request.POST.get("yaml", "")
+            source = request.POST.get("source")
+            source = source if source in ("admin_upload", "admin_paste") else "admin_paste"
+            result = load_and_activate(text=text, source=source, user=request.user)
+            if result.errors:
+                context.update(form=LoadForm(), errors=result.errors, lines=numbered_lines(text, result.errors))
+                return TemplateResponse(request, "admin/azure/configversion/load.html", context)
+            messages.success(request, f"Configuration version {result.version.pk} is now active.")
+            return redirect(reverse("admin:azure_configversion_change", args=[result.version.pk]))
+        form = LoadForm(request.POST or None, request.FILES or None)
+        context["form"] = form
+        if request.method == "POST" and form.is_valid():
+            text = form.cleaned_data["yaml"]
+            result = parse_config(text)
+            if result.errors:
+                context.update(errors=result.errors, warnings=result.warnings, lines=numbered_lines(text, result.errors + result.warnings))
+            else:
+                active = ConfigVersion.objects.filter(is_active=True).first()
+                context.update(preview_context(text, result, active))
+                context.update(yaml=text, source=form.cleaned_data["source"], previewing=True)
+        return TemplateResponse(request, "admin/azure/configversion/load.html", context)
+
+    def version_view(self, request, pk):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        version = get_object_or_404(ConfigVersion, pk=pk)
+        result = parse_config(version.text)
+        context = self._context(request, title=str(version), version=version)
+        if result.errors:
+            context.update(errors=result.errors, lines=numbered_lines(version.text, result.errors))
+        else:
+            active = ConfigVersion.objects.filter(is_active=True).first()
+            context.update(preview_context(version.text, result, active))
+        return TemplateResponse(request, "admin/azure/configversion/version.html", context)
+
+    def activate_view(self, request, pk):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.has_perm("azure.activate_configversion"):
+            raise PermissionDenied
+        version = get_object_or_404(ConfigVersion, pk=pk)
+        try:
+            activate_version(version=version, user=request.user)
+        except ConfigInvalid as exc:
+            messages.error(
+                request,
+                f"Version {version.pk} can't be activated here: {len(exc.result.errors)} error(s), shown below.",
+            )
+        else:
+            messages.success(request, f"Configuration version {version.pk} is now active.")
+        return redirect(reverse("admin:azure_configversion_change", args=[version.pk]))

@@ -1,0 +1,32 @@
+"""Reads for model groups: what a user may pick, and config versions for the admin."""
+
+from apps.azure.models import ConfigVersion
+from apps.azure.registry import aget_registry, get_registry
+
+
+def models_for_user(*, user):
+    """``{"groups": [(name, [chat specs])], "images": [image specs]}`` in file order.
+
+    Every signed-in user may use every configured model (no per-user restriction yet).
+    """
+    registry = get_registry()
+    groups = []
+    for name, specs in registry.groups():
+        chat = [spec for spec in specs if spec.type != "image"]
+        if chat:
+            groups.append((name, chat))
+    return {"groups": groups, "images": registry.image_models(), "registry": registry}
+
+
+async def amodel_for_user(*, user, key):
+    """The ModelSpec ``key`` if this user may use it, else None."""
+    registry = await aget_registry()
+    return registry.get(key)
+
+
+def active_version():
+    return ConfigVersion.objects.filter(is_active=True).first()
+
+
+def versions():
+    return ConfigVersion.objects.select_related("created_by", "activated_by").order_by("-id")

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from apps.azure import views
+
+urlpatterns = [
+    path("models/", views.model_list, name="models"),
+]
