@@ -53,4 +53,7 @@ def register(request):
 
 
 def home(request):
-    return render(request, "accounts/home.html")
+    """The home page is the chat (a new conversation)."""
+    from apps.chat.views import chat_page
+
+    return chat_page(request)

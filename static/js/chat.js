@@ -1,0 +1,248 @@
+// The chat page: wires the socket, the message list, the composer, the sidebar and the settings.
+// The server is the truth: on load and on every reconnect, streaming answers are resumed from it.
+
+import { createApi, newClientId } from "./api.js";
+import { Composer } from "./composer.js";
+import { describeError, MessageTree, MessageView } from "./messages.js";
+import { SettingsPanel, setupTheme } from "./settings.js";
+import { Sidebar } from "./sidebar.js";
+import { ChatSocket } from "./socket.js";
+
+const root = document.querySelector("[data-chat]");
+const api = createApi(root);
+const tree = new MessageTree();
+const socket = new ChatSocket(root.dataset.wsPath);
+const picker = root.querySelector("[data-model-picker]");
+const badge = root.querySelector("[data-simulated-badge]");
+const titleEl = root.querySelector("[data-conversation-title]");
+const errorEl = root.querySelector("[data-chat-error]");
+const offlineEl = document.querySelector("[data-offline]");
+const settingsButton = root.querySelector("[data-settings-open]");
+
+const state = {
+  conversation: null,
+  conversationId: root.dataset.conversationId || null,
+  pendingNew: new Set(), // client ids of sends that start a new conversation
+  resyncing: new Set(), // message ids waiting for a snapshot after a seq gap
+};
+
+const view = new MessageView({
+  list: root.querySelector("[data-message-list]"),
+  announcer: root.querySelector("[data-announcer]"),
+  tree,
+  actions: {
+    regenerate: (id) => send({ type: "regenerate", message_id: id, client_id: newClientId() }),
+    edit: (id, text) => send({ type: "edit", message_id: id, text, client_id: newClientId() }),
+    selectBranch: (leafId) => {
+      if (state.conversationId) {
+        api.post(`conversations/${state.conversationId}/leaf`, { message_id: leafId }).catch(() => {});
+      }
+      refreshStreaming();
+    },
+  },
+});
+
+const composer = new Composer({
+  form: root.querySelector("[data-composer]"),
+  onSend: (text) => {
+    const clientId = newClientId();
+    const frame = {
+      type: "send",
+      client_id: clientId,
+      text,
+      conversation_id: state.conversationId,
+      model: picker.value || null,
+      parent_id: tree.leafId,
+    };
+    if (!state.conversationId) state.pendingNew.add(clientId);
+    return send(frame);
+  },
+  onStop: () => {
+    tree.streaming().forEach((m) => socket.send({ type: "stop", message_id: m.id }));
+  },
+});
+
+const sidebar = new Sidebar({
+  root,
+  api,
+  getCurrentId: () => state.conversationId,
+  onDeleted: (id) => {
+    if (id === state.conversationId) location.assign("/");
+  },
+  onError: showError,
+});
+
+new SettingsPanel({
+  root,
+  api,
+  getConversation: () => state.conversation,
+  onSaved: (conversation) => setConversation(conversation),
+});
+setupTheme(document.querySelector("[data-theme-toggle]"));
+
+function send(frame) {
+  hideError();
+  socket.send(frame);
+  return true;
+}
+
+function showError(text) {
+  errorEl.textContent = text;
+  errorEl.hidden = false;
+}
+
+function hideError() {
+  errorEl.hidden = true;
+}
+
+function showBadge() {
+  const option = picker.selectedOptions[0];
+  badge.hidden = !(option && option.dataset.simulated === "1");
+}
+
+function setConversation(conversation) {
+  state.conversation = conversation;
+  state.conversationId = conversation.id;
+  titleEl.textContent = conversation.title;
+  document.title = `${conversation.title} · Lapis`;
+  settingsButton.hidden = false;
+  if (conversation.model_key && [...picker.options].some((o) => o.value === conversation.model_key)) {
+    picker.value = conversation.model_key;
+    showBadge();
+  }
+  sidebar.markCurrent(conversation.id);
+}
+
+function refreshStreaming() {
+  composer.setStreaming(tree.path().some((m) => m.status === "streaming"));
+}
+
+function resume(message) {
+  state.resyncing.add(message.id);
+  socket.send({ type: "resume", message_id: message.id, seq: message.seq || 0 });
+}
+
+async function loadConversation(id) {
+  try {
+    const data = await api.get(`conversations/${id}/`);
+    setConversation(data.conversation);
+    tree.reset(data.messages, data.current_leaf_id);
+    view.renderAll();
+    tree.streaming().forEach(resume);
+    refreshStreaming();
+  } catch (error) {
+    showError(`Could not load this conversation: ${error.message}`);
+  }
+}
+
+const handlers = {
+  "message.created": (frame) => {
+    const message = frame.message;
+    const adopting = !state.conversationId && message.client_id && state.pendingNew.has(message.client_id);
+    if (adopting) {
+      state.pendingNew.delete(message.client_id);
+      state.conversationId = frame.conversation_id;
+      history.pushState({}, "", `/c/${frame.conversation_id}/`);
+    }
+    if (frame.conversation_id !== state.conversationId) return;
+    tree.add(message);
+    tree.leafId = message.id;
+    view.renderAll();
+    refreshStreaming();
+    if (message.role === "assistant" && message.status === "streaming") view.announce("Answer started.");
+  },
+  "conversation.updated": (frame) => {
+    sidebar.upsert(frame.conversation);
+    if (frame.conversation.id === state.conversationId) setConversation(frame.conversation);
+  },
+  title: (frame) => {
+    sidebar.setTitle(frame.conversation_id, frame.title);
+    if (frame.conversation_id === state.conversationId) {
+      titleEl.textContent = frame.title;
+      document.title = `${frame.title} · Lapis`;
+    }
+  },
+  delta: (frame) => {
+    const message = tree.byId.get(frame.message_id);
+    if (!message || state.resyncing.has(message.id) || frame.seq <= (message.seq || 0)) return;
+    if (frame.seq !== (message.seq || 0) + 1) {
+      resume(message); // a frame went missing: ask for the text so far again
+      return;
+    }
+    message.content = (message.content || "") + frame.text;
+    message.seq = frame.seq;
+    view.update(message);
+  },
+  snapshot: (frame) => {
+    const message = tree.byId.get(frame.message_id);
+    if (!message) return;
+    state.resyncing.delete(message.id);
+    if (frame.seq < (message.seq || 0)) return; // an older view than ours
+    message.content = frame.text;
+    message.seq = frame.seq;
+    message.status = frame.status;
+    view.update(message);
+  },
+  done: (frame) => {
+    const message = tree.byId.get(frame.message_id);
+    if (!message) return;
+    if (frame.seq > (message.seq || 0) && !state.resyncing.has(message.id)) {
+      resume(message); // we missed the end of the text: the final snapshot and done follow
+      return;
+    }
+    if (state.resyncing.has(message.id)) return;
+    Object.assign(message, {
+      status: frame.status,
+      finish_reason: frame.finish_reason,
+      usage: frame.usage,
+      error: frame.error || null,
+      notice: frame.notice || message.notice,
+    });
+    view.update(message);
+    refreshStreaming();
+    view.announce(frame.error ? `Answer ${frame.status}: ${describeError(frame.error)}` : `Answer ${frame.status === "complete" ? "complete" : frame.status}.`);
+  },
+  error: (frame) => {
+    const message = frame.message_id && tree.byId.get(frame.message_id);
+    if (message && message.status === "streaming" && frame.code === "not_found") return;
+    showError(describeError(frame));
+    view.announce(frame.message);
+  },
+  pong: () => {},
+};
+
+socket.addEventListener("frame", (event) => {
+  const handler = handlers[event.detail.type];
+  if (handler) handler(event.detail);
+});
+socket.addEventListener("open", () => {
+  offlineEl.hidden = true;
+  root.classList.remove("offline");
+  tree.streaming().forEach(resume);
+});
+socket.addEventListener("close", () => {
+  offlineEl.hidden = false;
+  root.classList.add("offline");
+});
+
+picker.addEventListener("change", () => {
+  showBadge();
+  if (state.conversationId) {
+    api.post(`conversations/${state.conversationId}/settings`, { model_key: picker.value })
+      .then((data) => setConversation(data.conversation))
+      .catch((error) => showError(`Could not switch the model: ${error.message}`));
+  }
+});
+root.addEventListener("conversation-renamed", (event) => {
+  if (event.detail.id === state.conversationId) setConversation(event.detail);
+});
+root.querySelectorAll("[data-sidebar-toggle]").forEach((button) =>
+  button.addEventListener("click", () => root.classList.toggle("sidebar-open")));
+window.addEventListener("popstate", () => location.reload());
+
+showBadge();
+socket.connect();
+sidebar.load(1);
+if (state.conversationId) loadConversation(state.conversationId);
+composer.focus();
+root.dataset.ready = "1";

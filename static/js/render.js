@@ -1,0 +1,113 @@
+// Markdown → sanitised DOM. The whole accumulated text is parsed and sanitised on every render,
+// so a half-written tag can never slip through. Off-site images are not loaded: they become links.
+
+import { marked } from "../vendor/marked/marked.esm.js";
+import DOMPurify from "../vendor/dompurify/purify.es.mjs";
+import hljs from "../vendor/highlight/highlight.min.js";
+
+marked.use({ gfm: true, breaks: false, async: false });
+
+const PURIFY = {
+  FORBID_TAGS: ["style", "form", "input", "button", "textarea", "select", "option", "iframe",
+    "object", "embed", "video", "audio", "source", "picture", "track", "link", "meta", "base"],
+  FORBID_ATTR: ["style", "srcset", "formaction", "ping"],
+};
+
+function sameOrigin(url) {
+  if (url.startsWith("data:image/")) return true;
+  try {
+    return new URL(url, location.href).origin === location.origin;
+  } catch {
+    return false;
+  }
+}
+
+// Runs inside DOMPurify's inert document, before any node reaches the page.
+DOMPurify.addHook("afterSanitizeAttributes", (node) => {
+  if (node.tagName === "IMG") {
+    const src = node.getAttribute("src") || "";
+    if (!sameOrigin(src)) {
+      node.removeAttribute("src");
+      node.setAttribute("data-blocked-src", src);
+    }
+  } else if (node.tagName === "A" && node.hasAttribute("href")) {
+    node.setAttribute("rel", "noopener noreferrer nofollow");
+    node.setAttribute("target", "_blank");
+  }
+});
+
+function blockedImage(img) {
+  const src = img.getAttribute("data-blocked-src");
+  const alt = img.getAttribute("alt") || "image";
+  let link;
+  if (/^https?:/i.test(src)) {
+    link = document.createElement("a");
+    link.href = src;
+    link.rel = "noopener noreferrer nofollow";
+    link.target = "_blank";
+  } else {
+    link = document.createElement("span");
+  }
+  link.className = "blocked-image";
+  link.dataset.testid = "blocked-image";
+  link.textContent = `[external image not loaded: ${alt}]`;
+  link.title = src;
+  return link;
+}
+
+function highlight(code) {
+  const match = /language-([\w+#.-]+)/.exec(code.className);
+  const text = code.textContent;
+  const result = match && hljs.getLanguage(match[1])
+    ? hljs.highlight(text, { language: match[1], ignoreIllegals: true })
+    : hljs.highlightAuto(text);
+  code.innerHTML = result.value; // highlight.js escapes the text it wraps
+  code.classList.add("hljs");
+}
+
+function decorateCode(pre) {
+  const wrapper = document.createElement("div");
+  wrapper.className = "code-block";
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "copy-button";
+  button.dataset.copyCode = "";
+  button.dataset.testid = "copy-code";
+  button.textContent = "Copy";
+  pre.replaceWith(wrapper);
+  wrapper.append(button, pre);
+}
+
+export function renderMarkdown(target, text) {
+  const html = DOMPurify.sanitize(marked.parse(text || ""), PURIFY);
+  const template = document.createElement("template"); // inert: nothing loads or runs here
+  template.innerHTML = html;
+  const content = template.content;
+  content.querySelectorAll("img[data-blocked-src]").forEach((img) => img.replaceWith(blockedImage(img)));
+  content.querySelectorAll("pre > code").forEach(highlight);
+  content.querySelectorAll("pre").forEach(decorateCode);
+  target.replaceChildren(content);
+}
+
+export function renderPlain(target, text) {
+  target.textContent = text || "";
+}
+
+export async function copyText(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+    flash(button, "Copied");
+  } catch {
+    flash(button, "Copy failed");
+  }
+}
+
+function flash(button, label) {
+  if (!button) return;
+  const original = button.dataset.label || button.textContent;
+  button.dataset.label = original;
+  button.textContent = label;
+  setTimeout(() => {
+    button.textContent = original;
+  }, 1500);
+}

@@ -1,0 +1,154 @@
+// The sidebar: conversations most recent first, paginated; rename, archive and delete in place.
+
+function item(conversation, currentId, archivedView) {
+  const li = document.createElement("li");
+  li.className = "conversation-item" + (conversation.id === currentId ? " current" : "");
+  li.dataset.conversationItem = conversation.id;
+  li.innerHTML = `<a data-conversation-link data-testid="conversation-link"></a>
+    <span class="conversation-actions">
+      <button type="button" data-rename data-testid="rename" aria-label="Rename">Rename</button>
+      <button type="button" data-archive data-testid="archive"></button>
+      <button type="button" data-delete data-testid="delete" aria-label="Delete">Delete</button>
+    </span>`;
+  const link = li.querySelector("a");
+  link.href = `/c/${conversation.id}/`;
+  link.textContent = conversation.title;
+  li.querySelector("[data-archive]").textContent = archivedView ? "Unarchive" : "Archive";
+  return li;
+}
+
+export class Sidebar {
+  constructor({ root, api, getCurrentId, onDeleted, onError }) {
+    this.root = root;
+    this.api = api;
+    this.getCurrentId = getCurrentId;
+    this.onDeleted = onDeleted;
+    this.onError = onError;
+    this.list = root.querySelector("[data-conversation-list]");
+    this.more = root.querySelector("[data-load-more]");
+    this.archived = false;
+    this.page = 1;
+    this.more.addEventListener("click", () => this.load(this.page + 1));
+    root.querySelectorAll("[data-archived-tab]").forEach((tab) =>
+      tab.addEventListener("click", () => {
+        this.archived = tab.dataset.archivedTab === "1";
+        root.querySelectorAll("[data-archived-tab]").forEach((t) =>
+          t.setAttribute("aria-pressed", String(t === tab)));
+        this.load(1);
+      }));
+    this.list.addEventListener("click", (event) => this.onClick(event));
+  }
+
+  async load(page) {
+    try {
+      const data = await this.api.get(`conversations/?page=${page}&archived=${this.archived ? 1 : 0}`);
+      if (page === 1) this.list.replaceChildren();
+      data.items.forEach((c) => this.list.append(item(c, this.getCurrentId(), this.archived)));
+      if (page === 1 && !data.items.length) {
+        this.list.innerHTML = '<li class="conversation-empty">No conversations here.</li>';
+      }
+      this.page = page;
+      this.more.hidden = !data.has_more;
+    } catch (error) {
+      this.onError(`Could not load the conversation list: ${error.message}`);
+    }
+  }
+
+  // A conversation changed (new message, title, rename): put it first, as the server orders.
+  upsert(conversation) {
+    if (conversation.archived !== this.archived) return;
+    this.list.querySelector(".conversation-empty")?.remove();
+    const existing = this.list.querySelector(`[data-conversation-item="${conversation.id}"]`);
+    const fresh = item(conversation, this.getCurrentId(), this.archived);
+    existing?.remove();
+    this.list.prepend(fresh);
+  }
+
+  setTitle(id, title) {
+    const link = this.list.querySelector(`[data-conversation-item="${id}"] [data-conversation-link]`);
+    if (link) link.textContent = title;
+  }
+
+  markCurrent(id) {
+    this.list.querySelectorAll("[data-conversation-item]").forEach((li) =>
+      li.classList.toggle("current", li.dataset.conversationItem === id));
+  }
+
+  async onClick(event) {
+    const button = event.target.closest("button");
+    if (!button) return;
+    const li = button.closest("[data-conversation-item]");
+    const id = li.dataset.conversationItem;
+    if (button.matches("[data-rename]")) this.rename(li, id);
+    else if (button.matches("[data-archive]")) this.archive(li, id);
+    else if (button.matches("[data-delete]")) this.remove(li, id, button);
+  }
+
+  rename(li, id) {
+    const link = li.querySelector("[data-conversation-link]");
+    const input = document.createElement("input");
+    input.className = "rename-input";
+    input.dataset.testid = "rename-input";
+    input.setAttribute("aria-label", "New title");
+    input.value = link.textContent;
+    link.hidden = true;
+    li.prepend(input);
+    input.focus();
+    input.select();
+    let done = false;
+    const finish = async (save) => {
+      if (done) return;
+      done = true;
+      input.remove();
+      link.hidden = false;
+      if (!save || !input.value.trim() || input.value === link.textContent) return;
+      try {
+        const data = await this.api.post(`conversations/${id}/rename`, { title: input.value });
+        link.textContent = data.conversation.title;
+        this.root.dispatchEvent(new CustomEvent("conversation-renamed", { detail: data.conversation }));
+      } catch (error) {
+        this.onError(`Could not rename: ${error.message}`);
+      }
+    };
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") finish(true);
+      if (event.key === "Escape") {
+        event.stopPropagation();
+        finish(false);
+      }
+    });
+    input.addEventListener("blur", () => finish(true));
+  }
+
+  async archive(li, id) {
+    try {
+      await this.api.post(`conversations/${id}/archive`, { archived: !this.archived });
+      li.remove();
+    } catch (error) {
+      this.onError(`Could not archive: ${error.message}`);
+    }
+  }
+
+  async remove(li, id, button) {
+    if (button.dataset.confirm !== "1") {
+      button.dataset.confirm = "1"; // a second click confirms: no modal dialog
+      button.textContent = "Confirm delete";
+      button.dataset.testid = "confirm-delete";
+      setTimeout(() => {
+        if (button.isConnected) {
+          button.dataset.confirm = "";
+          button.textContent = "Delete";
+          button.dataset.testid = "delete";
+        }
+      }, 4000);
+      return;
+    }
+    try {
+      await this.api.post(`conversations/${id}/delete`, {});
+      li.remove();
+      this.onDeleted(id);
+    } catch (error) {
+      this.onError(`Could not delete: ${error.message}`);
+    }
+  }
+}

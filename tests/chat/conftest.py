@@ -1,0 +1,132 @@
+"""Helpers for the chat tests: signed-in sockets on the real ASGI app, frames until ``done``."""
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from project.application import application
+
+PASSWORD = "Zebra-crossing-42!"
+HEADERS = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+
+
+def make_user_and_client(username, *, staff=False):
+    user = get_user_model().objects.create_user(username, password=PASSWORD, is_staff=staff)
+    client = Client()
+    client.force_login(user)
+    return user, client
+
+
+class ChatSocket:
+    """A signed-in websocket on the real ASGI application."""
+
+    def __init__(self, client):
+        cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+        self.communicator = WebsocketCommunicator(
+            application, "/ws/chat/", headers=[*HEADERS, (b"cookie", cookie)]
+        )
+        self.frames = []
+
+    async def connect(self):
+        connected, _ = await self.communicator.connect()
+        assert connected
+        return self
+
+    async def send(self, frame):
+        await self.communicator.send_json_to(frame)
+
+    async def receive(self, timeout=20):
+        frame = await self.communicator.receive_json_from(timeout=timeout)
+        self.frames.append(frame)
+        return frame
+
+    async def until(self, predicate, timeout=30):
+        """Receive frames until one matches ``predicate``; return it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            frame = await self.receive(timeout=max(deadline - loop.time(), 0.01))
+            if predicate(frame):
+                return frame
+
+    async def created_answer(self):
+        frame = await self.until(
+            lambda f: f["type"] == "message.created" and f["message"]["role"] == "assistant"
+        )
+        return frame["message"]
+
+    async def done(self, message_id, timeout=30):
+        return await self.until(
+            lambda f: f["type"] == "done" and f["message_id"] == message_id, timeout=timeout
+        )
+
+    def text_of(self, message_id):
+        """The answer as a client assembles it: latest snapshot, then deltas in seq order.
+
+        Fails on a duplicated or skipped seq, which would mean missing or repeated text.
+        """
+        text, seq = "", 0
+        for frame in self.frames:
+            if frame.get("message_id") != message_id:
+                continue
+            if frame["type"] == "snapshot" and frame["seq"] >= seq:
+                text, seq = frame["text"], frame["seq"]
+            elif frame["type"] == "delta" and frame["seq"] > seq:
+                assert frame["seq"] == seq + 1, f"gap in seq: {seq} then {frame['seq']}"
+                text, seq = text + frame["text"], frame["seq"]
+        return text
+
+    async def close(self):
+        await self.communicator.disconnect()
+
+
+@pytest.fixture
+def chat_config(azure_simulator, activate_config, settings):
+    """The simulator's config active; a short idle timeout so a stall fails fast."""
+    settings.CHAT_IDLE_TIMEOUT = 1.5
+    azure_simulator.reset()
+    return activate_config(azure_simulator.config_yaml())
+
+
+@pytest.fixture
+def user_a(db):
+    return make_user_and_client("alice")
+
+
+@pytest.fixture
+def user_b(db):
+    return make_user_and_client("bob")
+
+
+@pytest.fixture
+def open_socket():
+    sockets = []
+
+    async def open_(client):
+        socket = await ChatSocket(client).connect()
+        sockets.append(socket)
+        return socket
+
+    yield open_
+    for socket in sockets:
+        try:
+            asyncio.get_event_loop().run_until_complete(socket.close())
+        except Exception:  # noqa: S110 - already closed by the test
+            pass
+
+
+async def wait_for_generations():
+    """Let this process's generation tasks finish (tests end with nothing running)."""
+    from apps.chat.generation import _running
+
+    tasks = [g.task for g in list(_running.values()) if g.task]
+    if tasks:
+        await asyncio.wait(tasks, timeout=30)
+
+
+async def ado(fn, *args, **kwargs):
+    return await sync_to_async(fn)(*args, **kwargs)
