@@ -13,11 +13,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 IDENTITY_HEADER = "recorder-identity-header"
+FILTER = {"hate": {"filtered": False, "severity": "safe"}, "violence": {"filtered": True, "severity": "high"}}
+ERRORS = {
+    "[rec:429]": (429, {"code": "429", "message": "Requests exceeded token rate limit. Please retry after 7 seconds."}),
+    "[rec:filter]": (400, {"code": "content_filter", "param": "prompt", "status": 400, "message": "filtered",
+                           "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": FILTER}}),
+    "[rec:ctx]": (400, {"code": "context_length_exceeded", "message": "too long"}),
+    "[rec:401]": (401, {"code": "401", "message": "Access denied due to invalid subscription key"}),
+    "[rec:404]": (404, {"code": "DeploymentNotFound", "message": "The API deployment for this resource does not exist."}),
+    "[rec:500]": (500, {"type": "server_error", "code": None, "message": "boom"}),
+}
 
 
 class Recorder:
     def __init__(self):
         self.requests = []
+        self.disconnects = 0
         self.token = "entra-token-" + str(int(time.time()))
         recorder = self
 
@@ -50,6 +61,21 @@ class Recorder:
                      "headers": {k.lower(): v for k, v in self.headers.items()}, "json": body}
                 )
                 completions = parts.path.endswith("/completions") and not parts.path.endswith("chat/completions")
+                last = str((body.get("messages") or [{}])[-1].get("content", ""))
+                for marker, (status, error) in ERRORS.items():
+                    if marker in last:
+                        self.send_response(status)
+                        data = json.dumps({"error": error}).encode()
+                        self.send_header("Content-Type", "application/json")
+                        self.send_header("Content-Length", str(len(data)))
+                        self.send_header("x-should-retry", "false")  # keep tests fast
+                        if status == 429:
+                            self.send_header("retry-after", "7")
+                        self.end_headers()
+                        self.wfile.write(data)
+                        return None
+                if "[rec:stall]" in last:
+                    return self._stall()
                 if body.get("stream"):
                     return self._stream(completions, body)
                 if completions:
@@ -60,6 +86,24 @@ class Recorder:
                     "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hello"}}],
                     "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
                 })
+
+            def _stall(self):
+                """One content chunk, then silence until the client goes away (recorded)."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                chunk = {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                         "choices": [{"index": 0, "delta": {"content": "partial"}, "finish_reason": None}]}
+                self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                self.wfile.flush()
+                self.connection.settimeout(30)
+                try:
+                    while self.connection.recv(1):
+                        pass
+                except OSError:
+                    pass
+                recorder.disconnects += 1
+                self.close_connection = True
 
             def _json(self, status, body):
                 data = json.dumps(body).encode()
