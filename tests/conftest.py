@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.live import LiveServer
+from tests.simulator_fixture import SimulatorProcess
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -149,3 +150,18 @@ def activate_config(request):
         return get_registry()
 
     return activate
+
+
+@pytest.fixture(scope="session")
+def azure_simulator():
+    """The Azure OpenAI simulator in a subprocess on a free port (see tests/simulator_fixture.py);
+    sets LAPIS_SIM_KEY for config_yaml()."""
+    simulator = SimulatorProcess().start()
+    previous = os.environ.get("LAPIS_SIM_KEY")
+    os.environ["LAPIS_SIM_KEY"] = simulator.api_key
+    yield simulator
+    simulator.stop()
+    if previous is None:
+        os.environ.pop("LAPIS_SIM_KEY", None)
+    else:
+        os.environ["LAPIS_SIM_KEY"] = previous

@@ -1,0 +1,434 @@
+"""What a request gets: the reply plan (text or tool call), streamed or whole, in Azure's shapes.
+
+``ReplyRequest.from_body`` reads a chat or completions body; ``plan_reply`` decides the answer
+(deterministic for a given request); ``stream_reply`` writes Azure's SSE stream with the
+stream-level faults; ``full_response`` builds the non-streaming body.
+"""
+
+import base64
+import hashlib
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from . import images, wire
+from .language import (
+    default_answer,
+    filler,
+    find,
+    markdown_answer,
+    parse_markers,
+    short_title,
+    strip_markers,
+)
+
+__all__ = ["find", "parse_markers", "strip_markers"]
+_PIECES = re.compile(r"\s*\S+|\s+$")
+_STRIPPED_PARAMS = ("messages", "prompt", "stream", "stream_options")
+
+
+def _text_of(content):
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            part.get("text", "") for part in content
+            if isinstance(part, dict) and part.get("type") == "text"
+        )
+    return ""
+
+
+@dataclass
+class ReplyRequest:
+    kind: str  # "chat" or "completion"
+    deployment: object
+    body: dict
+    messages: list = field(default_factory=list)
+    prompt: str = ""
+    text: str = ""  # where markers are read: the last user message, or the prompt
+    markers: list = field(default_factory=list)
+    problem: tuple | None = None  # (param, message) for a 400
+
+    @classmethod
+    def from_body(cls, body, *, kind, deployment):
+        request = cls(kind=kind, deployment=deployment, body=body)
+        if kind == "completion":
+            prompt = body.get("prompt")
+            if isinstance(prompt, list):
+                prompt = "\n".join(str(p) for p in prompt)
+            if not isinstance(prompt, str):
+                request.problem = ("prompt", "'prompt' is a required property")
+                return request
+            request.prompt = request.text = prompt
+        else:
+            messages = body.get("messages")
+            if not isinstance(messages, list) or not messages:
+                request.problem = ("messages", "'messages' is a required property")
+                return request
+            for index, message in enumerate(messages):
+                if not isinstance(message, dict) or "role" not in message:
+                    request.problem = (f"messages[{index}]", f"messages[{index}] needs a 'role'.")
+                    return request
+            request.messages = messages
+            users = [m for m in messages if m.get("role") == "user"]
+            request.text = _text_of(users[-1].get("content")) if users else ""
+        request.markers = parse_markers(request.text)
+        return request
+
+    def prompt_tokens(self, count_messages, count_text):
+        if self.kind == "completion":
+            return count_text(self.prompt, self.deployment.model)
+        return count_messages(self.messages, self.deployment.model)
+
+    def tools(self):
+        return [t for t in self.body.get("tools") or [] if isinstance(t, dict) and t.get("function")]
+
+
+@dataclass
+class Plan:
+    text: str = ""
+    tool_name: str | None = None
+    tool_args: str = ""
+    finish_reason: str = "stop"
+    pieces: list = field(default_factory=list)  # content chunks (batches of tokens)
+
+
+def _seed(text):
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def _batches(text):
+    """Split ``text`` into content chunks of 1 to 8 tokens, sizes varying deterministically."""
+    pieces = _PIECES.findall(text)
+    seed, out, i, turn = _seed(text), [], 0, 0
+    while i < len(pieces):
+        size = 1 + ((seed >> ((turn * 3) % 61)) & 7)
+        out.append("".join(pieces[i : i + size]))
+        i += size
+        turn += 1
+    return out
+
+
+def _report(request, prompt_tokens):
+    messages = request.messages
+    system = next((m for m in messages if m.get("role") == "system"), None)
+    details = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and part.get("type") == "image_url":
+                    details.append((part.get("image_url") or {}).get("detail", "auto"))
+    params = {k: v for k, v in request.body.items() if k not in _STRIPPED_PARAMS}
+    report = {
+        "messages": len(messages),
+        "roles": [m.get("role") for m in messages],
+        "system": " ".join(_text_of(system.get("content")).split()[:8]) if system else None,
+        "images": len(details),
+        "details": details,
+        "params": params,
+        "prompt_tokens": prompt_tokens,
+        "tools": [t["function"].get("name") for t in request.tools()],
+        "deployment": request.deployment.name,
+    }
+    return "REPORT " + json.dumps(report, sort_keys=True, ensure_ascii=False)
+
+
+def _first_user_text(request):
+    for message in request.messages:
+        if message.get("role") == "user":
+            return _text_of(message.get("content"))
+    return request.text
+
+
+def _default_args(request, function):
+    """Deterministic arguments for ``function`` from its JSON-schema parameters."""
+    properties = ((function.get("parameters") or {}).get("properties")) or {}
+    args = {}
+    for name, schema in properties.items():
+        kind = schema.get("type") if isinstance(schema, dict) else None
+        if name == "title":
+            args[name] = short_title(_first_user_text(request))
+        elif isinstance(schema, dict) and schema.get("enum"):
+            args[name] = schema["enum"][0]
+        elif kind in ("integer", "number"):
+            args[name] = 1
+        elif kind == "boolean":
+            args[name] = True
+        elif kind == "array":
+            args[name] = []
+        elif kind == "object":
+            args[name] = {}
+        else:
+            args[name] = strip_markers(request.text) or "simulated"
+    return json.dumps(args)
+
+
+def _tool_choice(request):
+    """The function the request forces or asks for with a marker: (function, args) or None."""
+    tools = {t["function"].get("name"): t["function"] for t in request.tools()}
+    if not tools or request.kind != "chat":
+        return None
+    choice = request.body.get("tool_choice")
+    marker = find(request.markers, "tool")
+    forced = None
+    if isinstance(choice, dict):
+        forced = (choice.get("function") or {}).get("name")
+    elif choice == "required":
+        forced = marker.args.get("name") if marker and marker.args.get("name") in tools else next(iter(tools))
+    if forced in tools:
+        if marker and marker.args.get("name") == forced and "args" in marker.args:
+            return forced, _json_args(marker.args["args"])
+        return forced, _default_args(request, tools[forced])
+    if marker and choice != "none":
+        name = marker.args.get("name") or next(iter(tools))
+        if "args" in marker.args:
+            return name, _json_args(marker.args["args"])
+        return name, _default_args(request, tools.get(name, {}))
+    return None
+
+
+def _json_args(value):
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _answer_text(request, prompt_tokens):
+    markers = request.markers
+    if find(markers, "echo"):
+        return strip_markers(request.text)
+    if find(markers, "report"):
+        return _report(request, prompt_tokens)
+    if marker := find(markers, "words"):
+        n = marker.int_arg("n") or request.deployment.tokens
+        return filler(n, _seed(request.text))
+    if find(markers, "markdown"):
+        return markdown_answer(request.text)
+    return default_answer(strip_markers(request.text), request.deployment.tokens)
+
+
+def plan_reply(request, *, prompt_tokens):
+    chosen = _tool_choice(request)
+    if chosen:
+        name, args = chosen
+        return Plan(tool_name=name, tool_args=args, finish_reason="tool_calls")
+    text = _answer_text(request, prompt_tokens)
+    plan = Plan(text=text, pieces=_batches(text))
+    limit = request.body.get("max_completion_tokens") or request.body.get("max_tokens")
+    # A report is a diagnostic for tests: it is never cut, or its JSON would not parse.
+    if isinstance(limit, int) and limit > 0 and not find(request.markers, "report"):
+        kept, tokens = [], 0
+        for piece in plan.pieces:
+            tokens += len(_PIECES.findall(piece))
+            if tokens > limit:
+                plan.finish_reason = "length"
+                break
+            kept.append(piece)
+        plan.pieces = kept
+        plan.text = "".join(kept)
+    return plan
+
+
+def delays(request):
+    """(ttft seconds, seconds between chunks) from the deployment and a [sim:delay] marker."""
+    ttft, chunk = request.deployment.ttft_ms, request.deployment.chunk_ms
+    if marker := find(request.markers, "delay"):
+        ttft = marker.float_arg("ttft", ttft)
+        chunk = marker.float_arg("chunk", chunk)
+    return ttft / 1000, chunk / 1000
+
+
+def _maker(request, *, azure, include_usage):
+    from .app import fingerprint
+
+    completion = request.kind == "completion"
+    return wire.ChunkMaker(
+        id=("cmpl-" if completion else "chatcmpl-") + uuid.uuid4().hex[:24],
+        model=request.deployment.model,
+        created=int(time.time()),
+        fingerprint=fingerprint(request.deployment.model),
+        object="text_completion" if completion else "chat.completion.chunk",
+        usage_key=include_usage,
+        azure=azure,
+    )
+
+
+async def stream_reply(ex, request, plan, *, headers, azure, include_usage, prompt_tokens,
+                       completion_tokens):
+    """Write the SSE stream; stream-level faults come from the markers."""
+    ttft, gap = delays(request)
+    ex.watch_disconnect()
+    if not await ex.pause(ttft):
+        return
+    maker = _maker(request, azure=azure, include_usage=include_usage)
+    markers = request.markers
+    stops = {name: find(markers, name) for name in ("stall", "drop", "error_event", "malformed",
+                                                    "filter_answer")}
+    async_filter = bool(find(markers, "async_filter")) or request.deployment.async_filter
+    await ex.start(200, [("content-type", "text/event-stream; charset=utf-8"),
+                         ("cache-control", "no-cache"), *headers])
+    if azure:
+        await ex.write(wire.sse(maker.annotation()))
+    if request.kind == "chat":
+        await ex.write(wire.sse(maker.role()))
+    sent, offset, finish, finish_filter = [], 0, plan.finish_reason, None
+    chunks = plan.pieces
+    if plan.tool_name:
+        chunks = [plan.tool_args[i : i + 12] for i in range(0, len(plan.tool_args), 12)] or [""]
+        await ex.write(wire.sse(maker.tool_call_start("call_" + uuid.uuid4().hex[:24], plan.tool_name)))
+    for index in range(len(chunks) + 1):
+        for name, marker in stops.items():
+            # a fault acts before content chunk number "after" (or at the end of a shorter text)
+            if marker is None or index != min(marker.int_arg("after") or 0, len(chunks)):
+                continue
+            if name == "stall":
+                await ex.disconnected.wait()
+                return
+            if name == "drop":
+                ex.entry["outcome"] = "error"
+                return  # returning mid-response makes the server close the connection
+            if name == "error_event":
+                ex.entry["outcome"] = "error"
+                await ex.end(wire.sse(wire.error_body(
+                    "server_error", "The server had an error processing your request.",
+                    param=None, type_="server_error")))
+                return
+            if name == "malformed":
+                ex.entry["outcome"] = "error"
+                await ex.end(b'data: {"choices":[{"delta":{"content":"bro\n\n')
+                return
+            if name == "filter_answer":
+                finish = "content_filter"
+                finish_filter = wire.severity_results(category="violence", severity="medium",
+                                                      filtered=True)
+        if finish == "content_filter" or index == len(chunks):
+            break
+        if index and not await ex.pause(gap):
+            return
+        if ex.disconnected.is_set():
+            return
+        piece = chunks[index]
+        if plan.tool_name:
+            await ex.write(wire.sse(maker.tool_call_args(piece)))
+        else:
+            await ex.write(wire.sse(maker.content(piece)))
+        sent.append(piece)
+        if async_filter and azure and len(sent) % 2 == 0:
+            end = offset + sum(len(p) for p in sent[-2:])
+            await ex.write(wire.sse(maker.async_annotation(offset, end)))
+            offset = end
+    await ex.write(wire.sse(maker.finish(finish, finish_filter)))
+    text = "".join(sent)
+    if async_filter and azure:
+        await ex.write(wire.sse(maker.async_annotation(offset, len(text))))
+    if include_usage:
+        used = completion_tokens(plan.tool_args if plan.tool_name else text)
+        await ex.write(wire.sse(maker.usage_chunk(prompt_tokens, used)))
+    await ex.end(wire.DONE)
+
+
+def full_response(request, plan, *, azure, prompt_tokens, completion_tokens):
+    from .app import fingerprint
+
+    text, finish, filters = plan.text, plan.finish_reason, wire.severity_results()
+    if marker := find(request.markers, "filter_answer"):
+        text = "".join(plan.pieces[: marker.int_arg("after") or 0])
+        finish = "content_filter"
+        filters = wire.severity_results(category="violence", severity="medium", filtered=True)
+    completion = request.kind == "completion"
+    choice = {"index": 0, "finish_reason": finish, "logprobs": None}
+    if completion:
+        choice["text"] = text
+    else:
+        message = {"role": "assistant", "content": text, "refusal": None}
+        if plan.tool_name:
+            message["content"] = None
+            message["tool_calls"] = [{
+                "id": "call_" + uuid.uuid4().hex[:24],
+                "type": "function",
+                "function": {"name": plan.tool_name, "arguments": plan.tool_args},
+            }]
+        choice["message"] = message
+    if azure:
+        choice["content_filter_results"] = filters
+    data = {
+        "id": ("cmpl-" if completion else "chatcmpl-") + uuid.uuid4().hex[:24],
+        "object": "text_completion" if completion else "chat.completion",
+        "created": int(time.time()),
+        "model": request.deployment.model,
+        "system_fingerprint": fingerprint(request.deployment.model),
+        "choices": [choice],
+        "usage": wire.usage(prompt_tokens, completion_tokens),
+    }
+    if azure:
+        data["prompt_filter_results"] = wire.prompt_filter_results()
+    choice = wire.ordered(choice)
+    if "message" in choice:
+        choice["message"] = wire.ordered(choice["message"])
+    data["choices"] = [choice]
+    return wire.ordered(data)
+
+
+# ----------------------------------------------------------------- images
+
+def check_dalle3(body):
+    """(param, message, code) for a DALL-E 3 request Azure would refuse, or None."""
+    if len(body["prompt"]) > 4000:
+        return ("prompt", "The prompt must be 4000 characters or fewer.", "invalid_request_error")
+    if body.get("n", 1) != 1:
+        return ("n", "You must provide n=1 for this model.", "invalid_request_error")
+    if (body.get("size") or "1024x1024") not in images.DALLE3_SIZES:
+        return ("size", f"The size is not supported by this model. Supported sizes: "
+                f"{', '.join(images.DALLE3_SIZES)}.", "invalid_size")
+    if (body.get("quality") or "standard") not in ("standard", "hd"):
+        return ("quality", "quality must be 'standard' or 'hd'.", "invalid_request_error")
+    if (body.get("style") or "vivid") not in ("vivid", "natural"):
+        return ("style", "style must be 'vivid' or 'natural'.", "invalid_request_error")
+    if (body.get("response_format") or "url") not in ("url", "b64_json"):
+        return ("response_format", "response_format must be 'url' or 'b64_json'.",
+                "invalid_request_error")
+    return None
+
+
+def check_gpt_image(body):
+    n = body.get("n", 1)
+    if not isinstance(n, int) or not 1 <= n <= 10:
+        return ("n", "n must be between 1 and 10.", "invalid_request_error")
+    if (body.get("size") or "1024x1024") not in images.GPT_IMAGE_SIZES:
+        return ("size", f"Invalid size. Supported sizes: {', '.join(images.GPT_IMAGE_SIZES)}.",
+                "invalid_size")
+    if (body.get("quality") or "auto") not in ("low", "medium", "high", "auto"):
+        return ("quality", "quality must be one of low, medium, high, auto.", "invalid_request_error")
+    if body.get("response_format") not in (None, "b64_json"):
+        return ("response_format", "response_format is not supported for this model; images are "
+                "always returned as b64_json.", "invalid_request_error")
+    return None
+
+
+def check_dalle2(body):
+    if len(body["prompt"]) > 1000:
+        return ("prompt", "The prompt must be 1000 characters or fewer.", "invalid_request_error")
+    n = body.get("n", 1)
+    if not isinstance(n, int) or not 1 <= n <= 10:
+        return ("n", "n must be between 1 and 10.", "invalid_request_error")
+    if (body.get("size") or "1024x1024") not in images.DALLE2_SIZES:
+        return ("size", f"Supported sizes: {', '.join(images.DALLE2_SIZES)}.", "invalid_size")
+    return None
+
+
+def image_block(prompt, markers):
+    """(category, severity) when the image prompt is blocked by the content policy, else None."""
+    if marker := find(markers, "filter_prompt"):
+        return marker.args.get("category", "violence"), marker.args.get("severity", "high")
+    if "forbidden" in strip_markers(prompt).lower():
+        return "violence", "high"
+    return None
+
+
+def revised_prompt(prompt):
+    return f"{prompt.rstrip('. ')}, rendered as a clean digital illustration with soft, even light."
+
+
+def b64_png(prompt, size):
+    return base64.b64encode(images.render_png(prompt, size)).decode()

@@ -1,0 +1,33 @@
+"""Run the simulator with uvicorn: used by ``manage.py azure_simulator`` and ``python -m apps.simulator``."""
+
+import argparse
+import logging
+
+import uvicorn
+
+from .app import create_app
+from .config import load_config
+
+
+def add_arguments(parser):
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8001, help="port to listen on (default 8001)")
+    parser.add_argument("--config", default=None, help="simulator YAML (default apps/simulator/default.yaml)")
+    parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+
+
+def serve(*, host, port, config=None, log_level="warning"):
+    """Serve until interrupted. A bad config raises ValueError before anything listens."""
+    app = create_app(load_config(config))
+    # The access log would print every request; the request log is at GET /_sim/requests.
+    logging.getLogger("uvicorn.error").setLevel(log_level.upper())
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
+                lifespan="off", timeout_keep_alive=30)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m apps.simulator",
+                                     description="Azure OpenAI simulator")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    serve(host=args.host, port=args.port, config=args.config, log_level=args.log_level)
