@@ -352,3 +352,22 @@ def delete_files(relative_path):
 
 def glob_escape(text):
     return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def purge_unattached_uploads(*, older_than):
+    """Delete uploads never attached to a conversation or message and older than ``older_than`` (a timedelta);
+    returns how many. Their files go with the rows (see signals)."""
+    from django.utils import timezone
+
+    stale = Attachment.objects.filter(
+        kind=Attachment.Kind.UPLOAD,
+        message__isnull=True,
+        conversation__isnull=True,
+        created__lt=timezone.now() - older_than,
+    )
+    count = 0
+    for attachment in stale.iterator():
+        with transaction.atomic():
+            attachment.delete()
+        count += 1
+    return count

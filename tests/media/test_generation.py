@@ -270,3 +270,32 @@ def test_image_urls_on_another_host_are_not_fetched(sim, hostile):
         generate(model, prompt="p", response_format="url")
     assert hostile.gets == ["/blob/image.png"]
     assert sim.requests() == []
+
+
+def test_fetch_size_cap(sim, registry, monkeypatch):
+    monkeypatch.setattr(azure_images, "MAX_IMAGE_BYTES", 1000)
+    with pytest.raises(UpstreamError, match="too large to keep"):
+        generate(registry.get("dall-e-3"), prompt="a big one", response_format="url")
+
+
+def test_overall_timeout_while_polling(sim, dalle2):
+    with pytest.raises(UpstreamError) as excinfo:
+        generate(dalle2, prompt="a slow boat", timeout=0.3)
+    assert excinfo.value.code == "upstream_stalled"
+    assert excinfo.value.message == "The image was not ready within 0.3 seconds. Try again."
+
+
+def test_bad_key_maps_to_auth_failed(sim):
+    model = azure_images.legacy_image_models(legacy_environ(sim, DALLE3_API_KEY="wrong-key-123"))[0]
+    with pytest.raises(UpstreamError) as excinfo:
+        generate(model, prompt="p")
+    assert excinfo.value.code == "auth_failed" and "wrong-key-123" not in excinfo.value.admin_detail
+
+
+def test_a_non_image_answer_is_refused_on_store(owner, settings):
+    generated = azure_images.GeneratedImage(data=b"<html>hi</html>", content_type="text/html")
+    with pytest.raises(images.ImageRejected, match="the generated image is not a PNG"):
+        images.store_generated_image(
+            owner=owner, conversation=None, generated=generated, prompt="p", model_key="dall-e-3"
+        )
+    assert not settings.MEDIA_ROOT.exists() or not any(settings.MEDIA_ROOT.rglob("*.*"))

@@ -290,3 +290,47 @@ def test_claim_checks_owner_count_and_freshness(client_for, owner):
     claimed = images.claim_attachments(owner=owner, ids=[mine], conversation=conversation, message=None)
     assert [str(item.pk) for item in claimed] == [mine]
     assert Attachment.objects.get(pk=mine).conversation == conversation
+
+
+def test_purge_deletes_only_old_unattached_uploads(client_for, owner, settings):
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from apps.chat.models import Conversation
+
+    client = client_for()
+    old, fresh, sent = (post_file(client, imagefiles.png(), f"{n}.png").json()["id"] for n in range(3))
+    conversation = Conversation.objects.create(owner=owner, model_key="gpt-4o")
+    images.claim_attachments(owner=owner, ids=[sent], conversation=conversation, message=None)
+    Attachment.objects.filter(pk__in=[old, sent]).update(created=timezone.now() - timedelta(days=2))
+    out = io.StringIO()
+    call_command("purge_uploads", stdout=out)
+    assert "deleted 1 unattached upload(s)" in out.getvalue()
+    assert sorted(map(str, Attachment.objects.values_list("pk", flat=True))) == sorted([fresh, sent])
+    assert len(stored_files(settings)) == 4
+
+
+def test_selectors_are_owner_scoped(client_for, owner):
+    from apps.media import selectors
+
+    mine = post_file(client_for(), imagefiles.png(), "a.png").json()["id"]
+    mallory = get_user_model().objects.create_user("mallory", password=PASSWORD)
+    assert selectors.get_owned_attachment(owner=owner, attachment_id=mine).original_name == "a.png"
+    assert selectors.get_owned_attachment(owner=mallory, attachment_id=mine) is None
+
+
+def test_attachment_partial_renders_without_inline_code(client_for, owner):
+    from django.template.loader import render_to_string
+
+    from apps.azure.images import GeneratedImage
+
+    generated = GeneratedImage(data=imagefiles.png(), content_type="image/png", revised_prompt="<b>bold</b>")
+    attachment = images.store_generated_image(
+        owner=owner, conversation=None, generated=generated, prompt="p", model_key="dall-e-3"
+    )
+    html = render_to_string("media/attachment.html", {"attachment": attachment})
+    assert f'src="/media/{attachment.pk}/thumbnail/"' in html
+    assert "&lt;b&gt;bold&lt;/b&gt;" in html and "<b>" not in html
+    assert "?download=1" in html and "<script" not in html and "style=" not in html
