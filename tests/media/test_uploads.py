@@ -292,7 +292,9 @@ def test_claim_checks_owner_count_and_freshness(client_for, owner):
     assert Attachment.objects.get(pk=mine).conversation == conversation
 
 
-def test_purge_deletes_only_old_unattached_uploads(client_for, owner, settings):
+def test_purge_deletes_only_old_unattached_uploads(
+    client_for, owner, settings, django_capture_on_commit_callbacks
+):
     from datetime import timedelta
 
     from django.core.management import call_command
@@ -306,7 +308,8 @@ def test_purge_deletes_only_old_unattached_uploads(client_for, owner, settings):
     images.claim_attachments(owner=owner, ids=[sent], conversation=conversation, message=None)
     Attachment.objects.filter(pk__in=[old, sent]).update(created=timezone.now() - timedelta(days=2))
     out = io.StringIO()
-    call_command("purge_uploads", stdout=out)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("purge_uploads", stdout=out)
     assert "deleted 1 unattached upload(s)" in out.getvalue()
     assert sorted(map(str, Attachment.objects.values_list("pk", flat=True))) == sorted([fresh, sent])
     assert len(stored_files(settings)) == 4
