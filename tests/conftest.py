@@ -165,3 +165,10 @@ def azure_simulator():
         os.environ.pop("LAPIS_SIM_KEY", None)
     else:
         os.environ["LAPIS_SIM_KEY"] = previous
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run browser tests last: the session-scoped sync Playwright keeps an event loop running in
+    the main thread, and async tests collected after it would fail with "Runner.run() cannot be
+    called from a running event loop"."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
