@@ -131,6 +131,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         frame = event["frame"]
         if frame["type"] == "snapshot":
             self.snapshots_awaited.discard(frame["message_id"])
+        elif frame["type"] == "delta" and frame["message_id"] in self.snapshots_awaited:
+            return  # the snapshot on its way already holds this text
         await self._send(frame)
         if frame["type"] == "done":
             group = answer_group(frame["message_id"])

@@ -169,17 +169,16 @@ class Generation:
                     elif isinstance(event, Usage):
                         self.usage = event
         except UpstreamError as exc:
+            error = _upstream_error(exc)
+            if self.text:
+                error["message"] += " The text written before this is kept."
             filtered = exc.code.startswith("content_filter")
-            return (Message.Status.FILTERED if filtered else Message.Status.ERROR), _upstream_error(
-                exc
-            )
+            return (Message.Status.FILTERED if filtered else Message.Status.ERROR), error
         if self.finish_reason == "content_filter":
-            return Message.Status.FILTERED, {
-                "code": "content_filter_answer",
-                "message": _filter_message(
-                    "Azure's content filter stopped the answer", self.filter_results
-                ),
-            }
+            message = _filter_message("Azure's content filter stopped the answer", self.filter_results)
+            if self.text:
+                message += " The text written before this is kept."
+            return Message.Status.FILTERED, {"code": "content_filter_answer", "message": message}
         return Message.Status.COMPLETE, None
 
     async def _relay(self):
