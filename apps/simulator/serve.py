@@ -14,11 +14,25 @@ def add_arguments(parser):
     parser.add_argument("--port", type=int, default=8001, help="port to listen on (default 8001)")
     parser.add_argument("--config", default=None, help="simulator YAML (default apps/simulator/default.yaml)")
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    parser.add_argument("--api-key", default=None, help="API key to accept (default: the config's)")
+    parser.add_argument("--ttft-ms", type=float, default=None,
+                        help="time to first token for every deployment (default: the config's)")
+    parser.add_argument("--chunk-ms", type=float, default=None,
+                        help="time between chunks for every deployment (default: the config's)")
 
 
-def serve(*, host, port, config=None, log_level="warning"):
+def serve(*, host, port, config=None, log_level="warning", api_key=None, ttft_ms=None,
+          chunk_ms=None):
     """Serve until interrupted. A bad config raises ValueError before anything listens."""
-    app = create_app(load_config(config))
+    sim_config = load_config(config)
+    if api_key:
+        sim_config.api_key = api_key
+    for deployment in sim_config.deployments.values():
+        if ttft_ms is not None:
+            deployment.ttft_ms = ttft_ms
+        if chunk_ms is not None:
+            deployment.chunk_ms = chunk_ms
+    app = create_app(sim_config)
     # The access log would print every request; the request log is at GET /_sim/requests.
     logging.getLogger("uvicorn.error").setLevel(log_level.upper())
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
@@ -30,4 +44,5 @@ def main(argv=None):
                                      description="Azure OpenAI simulator")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    serve(host=args.host, port=args.port, config=args.config, log_level=args.log_level)
+    serve(host=args.host, port=args.port, config=args.config, log_level=args.log_level,
+          api_key=args.api_key, ttft_ms=args.ttft_ms, chunk_ms=args.chunk_ms)
