@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from django.conf import settings
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.http import content_disposition_header
@@ -21,6 +21,8 @@ from apps.media.models import Attachment
 
 # Multipart boundaries and headers on top of the file itself.
 MULTIPART_SLACK = 64 * 1024
+# Images up to this size are sent from memory; larger ones are streamed from the file.
+IN_MEMORY_MAX = 8 * 1024 * 1024
 
 
 def describe(attachment):
@@ -90,11 +92,16 @@ def download_name(attachment):
 def _serve(request, attachment, relative):
     path = attachment.absolute(relative)
     try:
-        handle = open(path, "rb")  # FileResponse closes it
+        size = path.stat().st_size
+        if size <= IN_MEMORY_MAX:
+            # Under ASGI a plain response avoids FileResponse's synchronous iterator, which
+            # Django would have to drain in a thread for every image (and warns about).
+            response = HttpResponse(path.read_bytes(), content_type=attachment.content_type)
+        else:
+            response = FileResponse(open(path, "rb"), content_type=attachment.content_type)
     except FileNotFoundError:
         raise Http404("image file missing") from None
     as_attachment = request.GET.get("download") == "1"
-    response = FileResponse(handle, content_type=attachment.content_type)
     response["Content-Disposition"] = content_disposition_header(
         as_attachment, download_name(attachment)
     )

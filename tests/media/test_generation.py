@@ -97,7 +97,7 @@ def test_dalle3_url_is_fetched_from_the_upstream_and_stored(sim, registry, owner
     assert response.status_code == 200 and response["Content-Type"] == "image/png"
     assert response["Content-Disposition"] == 'attachment; filename="lapis-a-lighthouse-at-dawn.png"'
     thumb = client.get(f"/media/{attachment.pk}/thumbnail/")
-    assert size_of(b"".join(thumb.streaming_content)) == ("PNG", (320, 183))
+    assert size_of(thumb.content) == ("PNG", (320, 183))
 
 
 def test_dalle3_asks_for_b64_json_by_default(sim, registry):

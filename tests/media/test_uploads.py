@@ -213,7 +213,7 @@ def test_owner_gets_image_with_safe_headers(client_for):
         assert "sandbox" in response["Content-Security-Policy"]
         disposition = response["Content-Disposition"]
         assert disposition.startswith("inline; filename=") and "/" not in disposition
-        assert b"".join(response.streaming_content)[:2] == b"\xff\xd8"
+        assert response.content[:2] == b"\xff\xd8"
     download = client.get(body["url"] + "?download=1")
     assert download["Content-Disposition"].startswith("attachment; filename=")
     disposition = download["Content-Disposition"]
@@ -337,3 +337,14 @@ def test_attachment_partial_renders_without_inline_code(client_for, owner):
     assert f'src="/media/{attachment.pk}/thumbnail/"' in html
     assert "&lt;b&gt;bold&lt;/b&gt;" in html and "<b>" not in html
     assert "?download=1" in html and "<script" not in html and "style=" not in html
+
+
+def test_large_images_are_streamed_from_the_file(client_for, monkeypatch):
+    from apps.media import views
+
+    monkeypatch.setattr(views, "IN_MEMORY_MAX", 10)
+    client = client_for()
+    body = post_file(client, imagefiles.png(), "s.png").json()
+    response = client.get(body["url"])
+    assert response.streaming and response["X-Content-Type-Options"] == "nosniff"
+    assert b"".join(response.streaming_content)[:2] == b"\xff\xd8"
