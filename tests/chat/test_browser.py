@@ -1,0 +1,160 @@
+"""The chat in a real Chromium against a live Lapis server whose models are the simulator."""
+
+import re
+
+import pytest
+
+from tests.conftest import TEST_PASSWORD, login
+from tests.live import LiveServer
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def chat_server(tmp_path_factory, azure_simulator):
+    """One live server per module, CONFIG_PATH pointing at the simulator, with user "alice"."""
+    data = tmp_path_factory.mktemp("chat-live")
+    config = data / "models.yaml"
+    # ``simulated: true`` marks every model as the simulator's: the UI shows a badge.
+    config.write_text(azure_simulator.config_yaml(titleConvo=False, summarize=False, simulated=True))
+    server = LiveServer(data, extra_env={"CONFIG_PATH": str(config), "LAPIS_SIM_KEY": azure_simulator.api_key})
+    server.start()
+    server.create_user("alice", TEST_PASSWORD)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def page(browser, chat_server):
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=chat_server.url)
+    page = context.new_page()
+    page.console_errors = []
+    page.on("console", lambda m: page.console_errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))
+    page.set_default_timeout(15_000)
+    login(page, chat_server.url, "alice")
+    page.wait_for_selector("[data-chat][data-ready='1']")
+    yield page
+    context.close()
+
+
+def last_answer(page):
+    return page.locator("[data-testid=message][data-role=assistant]").last
+
+
+def send(page, text):
+    page.fill("[data-testid=composer-input]", text)
+    page.keyboard.press("Enter")
+
+
+def test_send_stream_stop_reload(page, chat_server, screenshot):
+    assert "signed in as alice" in page.inner_text("[data-testid=home-greeting]")
+    page.select_option("[data-testid=model-picker]", "gpt-4o-mini")
+    assert page.locator("[data-testid=simulated-badge]").is_visible()
+    groups = page.eval_on_selector_all("[data-testid=model-picker] optgroup", "els => els.map(e => e.label)")
+    assert groups == ["simulator"], "image-only groups are not in the chat picker"
+    send(page, "Tell me a story [sim:words 3000] [sim:delay chunk=30]")
+    answer = last_answer(page)
+    page.wait_for_selector("[data-testid=stop]:visible")
+    body = answer.locator("[data-testid=message-body]")
+    page.wait_for_function("el => el.textContent.length > 0", arg=body.element_handle())
+    first = len(body.inner_text())
+    page.wait_for_function("([el, n]) => el.textContent.length > n + 20", arg=[body.element_handle(), first])
+    assert re.search(r"/c/[0-9a-f-]{36}/$", page.url)
+    assert page.inner_text("[data-testid=announcer]") == "Answer started."
+    screenshot(page, "chat-streaming")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("[data-testid=message][data-role=assistant][data-status=stopped]")
+    stopped_text = body.inner_text()
+    assert page.locator("[data-testid=send]").is_visible()
+    page.reload()
+    page.wait_for_selector("[data-testid=message][data-role=assistant][data-status=stopped]")
+    assert last_answer(page).locator("[data-testid=message-body]").inner_text() == stopped_text
+    assert page.locator("[data-testid=conversation-link]").first.inner_text().startswith("Tell me a story")
+    screenshot(page, "chat-stopped-after-reload")
+    assert page.console_errors == []
+
+
+def test_markdown_code_block_and_copy(page, screenshot):
+    send(page, "Show code [sim:markdown]")
+    page.wait_for_selector("[data-testid=message][data-role=assistant][data-status=complete]")
+    answer = last_answer(page)
+    assert answer.locator("h1, h2, h3").count() >= 1 and answer.locator("li").count() >= 1
+    code = answer.locator("pre code")
+    assert code.locator("span[class^=hljs-]").count() > 0, "the code block is highlighted"
+    answer.locator("[data-testid=copy-code]").first.click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied == code.first.text_content() and copied.strip()
+    answer.locator("[data-testid=copy-message]").click()
+    assert "```python" in page.evaluate("navigator.clipboard.readText()")
+    screenshot(page, "chat-markdown")
+    assert page.console_errors == []
+
+
+def test_model_html_runs_nothing_and_external_images_are_not_loaded(page, chat_server, screenshot):
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    payload = (
+        "[sim:echo] Hi <script>window.pwned=1</script><img src=x onerror=\"window.pwned=2\">"
+        "<svg onload=\"window.pwned=3\"></svg><a href=\"javascript:window.pwned=4\">link</a>"
+        "<iframe src=\"javascript:window.pwned=5\"></iframe> ![tracker](https://evil.example/t.png)"
+    )
+    send(page, payload)
+    page.wait_for_selector("[data-testid=message][data-role=assistant][data-status=complete]")
+    answer = last_answer(page)
+    page.wait_for_timeout(300)  # give any handler a chance to run (it must not)
+    assert page.evaluate("window.pwned") is None
+    html = answer.locator("[data-testid=message-body]").inner_html()
+    assert "onerror" not in html and "<script" not in html and "javascript:" not in html and "<iframe" not in html
+    assert answer.locator("[data-testid=blocked-image]").count() == 1
+    assert not [url for url in requests if "evil.example" in url]
+    answer.locator("a", has_text="link").click()  # a stripped javascript: link does nothing
+    assert page.evaluate("window.pwned") is None
+    screenshot(page, "chat-sanitised")
+
+
+def test_sidebar_rename_and_delete(page, chat_server, screenshot):
+    send(page, "Sidebar check")
+    page.wait_for_selector("[data-testid=message][data-role=assistant][data-status=complete]")
+    item = page.locator(".conversation-item.current")
+    assert item.locator("[data-testid=conversation-link]").inner_text() == "Sidebar check"
+    item.locator("[data-testid=rename]").click()
+    page.fill("[data-testid=rename-input]", "Renamed chat")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".conversation-item.current [data-testid=conversation-link]:has-text('Renamed chat')")
+    page.wait_for_selector("[data-testid=conversation-title]:has-text('Renamed chat')")
+    page.reload()
+    page.wait_for_selector(".conversation-item.current [data-testid=conversation-link]:has-text('Renamed chat')")
+    screenshot(page, "chat-sidebar-renamed")
+    item = page.locator(".conversation-item.current")
+    item.locator("[data-testid=delete]").click()
+    item.locator("[data-testid=confirm-delete]").click()
+    page.wait_for_url(chat_server.url + "/")
+    page.wait_for_selector("[data-chat][data-ready='1']")
+    assert page.locator("[data-testid=conversation-link]:has-text('Renamed chat')").count() == 0
+    assert page.console_errors == []
+
+
+def test_regenerate_edit_branches_and_phone_layout(page, chat_server, screenshot):
+    send(page, "Branch me [sim:echo]")
+    page.wait_for_selector("[data-testid=message][data-role=assistant][data-status=complete]")
+    last_answer(page).locator("[data-testid=regenerate]").click()
+    page.wait_for_selector("[data-testid=message][data-role=assistant] [data-testid=sibling-label]:has-text('2/2')")
+    page.wait_for_selector("[data-testid=message][data-role=assistant][data-status=complete]")
+    page.locator("[data-testid=message][data-role=user] [data-testid=edit]").click()
+    page.fill("[data-testid=edit-input]", "Edited question [sim:echo]")
+    page.click("[data-testid=edit-send]")
+    page.wait_for_selector("[data-testid=message][data-role=user] [data-testid=sibling-label]:has-text('2/2')")
+    page.wait_for_selector("[data-testid=message][data-role=assistant][data-status=complete]:has-text('Edited question')")
+    page.click("[data-testid=message][data-role=user] [data-testid=sibling-prev]")
+    page.wait_for_selector("[data-testid=message][data-role=user] [data-testid=sibling-label]:has-text('1/2')")
+    assert "Branch me" in page.locator("[data-testid=message][data-role=user]").inner_text()
+    page.set_viewport_size({"width": 390, "height": 800})
+    screenshot(page, "chat-phone")
+    page.click("[data-testid=sidebar-toggle]")
+    page.wait_for_selector("[data-testid=conversation-list]:visible")
+    screenshot(page, "chat-phone-sidebar")
+    page.click("[data-testid=theme-toggle]")
+    screenshot(page, "chat-phone-theme")
+    assert page.console_errors == []
