@@ -7,6 +7,8 @@ Permissions: viewing needs ``azure.view_configversion``; loading and activating 
 or masked: previews are built from ``Secret.display``, never from a resolved value.
 """
 
+import re
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -15,10 +17,10 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from apps.azure.config import MAX_BYTES, parse_config
+from apps.azure.config import ENV_REF, MAX_BYTES, parse_config
 from apps.azure.models import ConfigVersion
 from apps.azure.registry import Registry
-from apps.azure.services import ConfigInvalid, activate_version, load_and_activate
+from apps.azure.services import ConfigInvalid, activate_version, load_version
 
 
 class LoadForm(forms.Form):
@@ -46,12 +48,44 @@ class LoadForm(forms.Form):
         return data
 
 
+INLINE_KEY = re.compile(r"(\bapiKey\s*:\s*)([\"']?\$\{[^}]*\}[\"']?|[^,}#\n]*[^,}#\s])")
+FLOW_HEADERS = re.compile(r"(\badditionalHeaders\s*:\s*)\{[^}]*\}?")
+HEADERS_BLOCK = re.compile(r"^(\s*(?:-\s+)?)additionalHeaders\s*:\s*(#.*)?$")
+HEADER_ENTRY = re.compile(r"^(\s*[^:#\s][^:]*:\s*)([^#]*[^#\s])")
+
+
+def _masked(value):
+    """An inline value as the admin may see it: a ``${VAR}`` reference stays, the rest is masked."""
+    return value if ENV_REF.fullmatch(value.strip().strip("\"'")) else "•••• (inline)"
+
+
+def mask_inline_secrets(lines):
+    """The YAML lines with inline API keys and header values masked (``${VAR}`` stays visible).
+
+    Line-based on purpose: it must also work on texts that do not parse.
+    """
+    masked, header_indent = [], None
+    for line in lines:
+        indent = len(line) - len(line.lstrip(" -"))
+        if header_indent is not None and line.strip() and indent <= header_indent:
+            header_indent = None
+        if header_indent is not None and (match := HEADER_ENTRY.match(line)):
+            line = match.group(1) + _masked(match.group(2)) + line[match.end() :]
+        elif match := HEADERS_BLOCK.match(line):
+            header_indent = len(match.group(1))
+        line = INLINE_KEY.sub(lambda m: m.group(1) + _masked(m.group(2)), line)
+        line = FLOW_HEADERS.sub(lambda m: m.group(1) + "{•••• (inline)}", line)
+        masked.append(line)
+    return masked
+
+
 def numbered_lines(text, problems):
-    """[(number, line, [messages])] with each problem's message next to its line."""
+    """[(number, line, [messages])] with each problem's message next to its line; inline
+    secrets masked."""
     by_line = {}
     for problem in problems:
         by_line.setdefault(problem.line, []).append(problem)
-    lines = text.split("\n")
+    lines = mask_inline_secrets(text.split("\n"))
     rows = [(number, line, by_line.pop(number, [])) for number, line in enumerate(lines, start=1)]
     if by_line:  # problems past the end (e.g. an unexpected end of file)
         rows.append((len(lines) + 1, "", [p for ps in by_line.values() for p in ps]))
@@ -194,27 +228,21 @@ class ConfigVersionAdmin(admin.ModelAdmin):
         if not self.has_add_permission(request):
             raise PermissionDenied
         context = self._context(request, title="Load a model-group configuration")
-        if request.method == "POST" and request.POST.get("action") == "activate":
-            text = request.POST.get("yaml", "")
-            source = request.POST.get("source")
-            source = source if source in ("admin_upload", "admin_paste") else "admin_paste"
-            result = load_and_activate(text=text, source=source, user=request.user)
-            if result.errors:
-                context.update(form=LoadForm(), errors=result.errors, lines=numbered_lines(text, result.errors))
-                return TemplateResponse(request, "admin/azure/configversion/load.html", context)
-            messages.success(request, f"Configuration version {result.version.pk} is now active.")
-            return redirect(reverse("admin:azure_configversion_change", args=[result.version.pk]))
         form = LoadForm(request.POST or None, request.FILES or None)
         context["form"] = form
         if request.method == "POST" and form.is_valid():
             text = form.cleaned_data["yaml"]
-            result = parse_config(text)
+            # A valid text is stored at once as an inactive version: the preview's Activate
+            # button then names that version, so the YAML never round-trips through the page.
+            version, result = load_version(
+                text=text, source=form.cleaned_data["source"], user=request.user
+            )
             if result.errors:
                 context.update(errors=result.errors, warnings=result.warnings, lines=numbered_lines(text, result.errors + result.warnings))
             else:
                 active = ConfigVersion.objects.filter(is_active=True).first()
                 context.update(preview_context(text, result, active))
-                context.update(yaml=text, source=form.cleaned_data["source"], previewing=True)
+                context.update(version=version, previewing=True)
         return TemplateResponse(request, "admin/azure/configversion/load.html", context)
 
     def version_view(self, request, pk):

@@ -143,14 +143,19 @@ def test_admin_flow_and_no_secret(staff):
     page = staff.post("/admin/azure/configversion/add/", {"text": config(key=CANARY)})
     html = page.content.decode()
     assert 'data-testid="config-preview"' in html and "diff-added" in html
-    assert CANARY not in html.replace(f"apiKey: {CANARY}", "")  # only in the YAML the admin pasted
+    assert CANARY not in html  # the inline key is masked in the YAML listing too
     page = staff.post("/admin/azure/configversion/add/", {"text": config()})
     html = page.content.decode()
     assert CANARY not in html and "${ADMIN_KEY}" in html
     assert "https://res.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-10-21" in html
-    done = staff.post("/admin/azure/configversion/add/", {"action": "activate", "yaml": config(), "source": "admin_paste"})
+    assert not ConfigVersion.objects.filter(is_active=True).exists()  # a preview activates nothing
+    preview_version = ConfigVersion.objects.order_by("-pk").first()
+    assert f"/admin/azure/configversion/{preview_version.pk}/activate/" in html
+    assert 'name="yaml"' not in html  # the text does not round-trip through the page
+    done = staff.post(f"/admin/azure/configversion/{preview_version.pk}/activate/")
     assert done.status_code == 302
     version = ConfigVersion.objects.get(is_active=True)
+    assert version.pk == preview_version.pk
     assert version.source == "admin_paste"
     detail = staff.get(f"/admin/azure/configversion/{version.pk}/").content.decode()
     assert CANARY not in detail and "gpt-4o-mini" in detail
@@ -176,3 +181,25 @@ def test_permissions(client):
     assert client.post(f"/admin/azure/configversion/{version.pk}/activate/").status_code == 403
     assert not ConfigVersion.objects.filter(is_active=True).exists()
     assert client.get("/models/").status_code == 200
+
+
+def test_inline_secrets_masked_in_the_yaml_listing():
+    from apps.azure.admin import mask_inline_secrets
+
+    lines = [
+        "      - group: g",
+        f"        apiKey: {CANARY}   # inline",
+        "        apiKey2: ${ADMIN_KEY}",
+        "        additionalHeaders:",
+        f"          Ocp-Apim-Subscription-Key: {CANARY}",
+        "          x-ref: ${ADMIN_KEY}",
+        "        models:",
+        "          gpt-4o: true",
+        f"      - {{group: h, additionalHeaders: {{k: {CANARY}}}}}",
+        "        additionalHeaders: {a: " + CANARY + "}",
+        "        apiKey: ${ADMIN_KEY}",
+    ]
+    masked = "\n".join(mask_inline_secrets(lines))
+    assert CANARY not in masked
+    assert "apiKey: ${ADMIN_KEY}" in masked and "x-ref: ${ADMIN_KEY}" in masked
+    assert "gpt-4o: true" in masked
