@@ -223,3 +223,14 @@ async def test_request_log_masks_keys(azure_simulator):
     assert entry["headers"]["api-key"] == "***" and azure_simulator.api_key not in json.dumps(entry)
     assert entry["outcome"] == "completed" and entry["status"] == 200
     assert entry["query"] == {"api-version": "2024-10-21"} and entry["method"] == "POST"
+
+
+async def test_sdk_reads_async_filter_annotations(azure_simulator):
+    async with azure_client(azure_simulator) as client:
+        stream = await client.chat.completions.create(
+            model="gpt-4o", messages=user("[sim:async_filter] [sim:echo] one two three four five six"),
+            stream=True)
+        chunks = await collect(stream)
+    annotations = [c for c in chunks if c.choices and c.choices[0].delta is None]
+    assert annotations and "content_filter_offsets" in annotations[-1].choices[0].model_extra
+    assert content_of(chunks) == "one two three four five six"
