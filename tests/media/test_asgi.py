@@ -1,7 +1,7 @@
 """The stored image through the real ASGI application (what Daphne serves)."""
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync
 from channels.testing import HttpCommunicator
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -28,13 +28,15 @@ async def get(path, cookie):
     return await HttpCommunicator(application, "GET", path, headers=headers).get_response(timeout=10)
 
 
-async def test_image_is_served_through_asgi_to_its_owner_only():
-    body, cookie = await sync_to_async(upload_as)("asgi-owner")
-    _, other_cookie = await sync_to_async(upload_as)("asgi-other")
-    response = await get(body["url"], cookie)
+def test_image_is_served_through_asgi_to_its_owner_only():
+    # Sync test around async_to_sync: the app's sync views then run on this thread, on the
+    # test's own database connection (no stray connection keeps PostgreSQL's test DB busy).
+    body, cookie = upload_as("asgi-owner")
+    _, other_cookie = upload_as("asgi-other")
+    response = async_to_sync(get)(body["url"], cookie)
     headers = {name.decode().lower(): value.decode() for name, value in response["headers"]}
     assert response["status"] == 200 and response["body"][:3] == b"\xff\xd8\xff"
     assert headers["content-type"] == "image/jpeg" and headers["x-content-type-options"] == "nosniff"
     assert headers["content-disposition"] == 'inline; filename="x.jpg"'
     assert "sandbox" in headers["content-security-policy"]
-    assert (await get(body["url"], other_cookie))["status"] == 404
+    assert async_to_sync(get)(body["url"], other_cookie)["status"] == 404
