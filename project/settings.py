@@ -214,6 +214,11 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_ROOT = DATA_DIR / "media"
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
+# Where generated-image links may be fetched from, besides the upstream's own origin (HTTPS only):
+# Azure keeps DALL-E results in blob storage.
+IMAGE_URL_HOSTS = [
+    "." + host.lstrip(".*") for host in env_list("IMAGE_URL_HOSTS", ".blob.core.windows.net")
+]
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

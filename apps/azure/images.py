@@ -9,9 +9,9 @@
   with ``cast_to=httpx2.Response``) so auth and retries are the SDK's.
 - Results given as ``b64_json`` are decoded; results given as a URL are fetched only from the
   origin (scheme, host, port) of the upstream that answered: no redirect elsewhere, at most
-  ``MAX_IMAGE_BYTES``, within the call's overall timeout. DALL-E 3 asks for ``b64_json`` by
-  default because real Azure serves DALL-E 3 URLs from a blob-storage host, which this rule
-  refuses; pass ``response_format="url"`` to get (and fetch) a URL.
+  ``MAX_IMAGE_BYTES``, within the call's overall timeout, or over HTTPS from the blob-storage
+  hosts where Azure keeps generated images (``settings.IMAGE_URL_HOSTS``). DALL-E 3 asks for
+  ``b64_json`` by default (one request, nothing to fetch); ``response_format="url"`` gets a URL.
 
 ``legacy_image_models()`` turns the ``DALLE3_*`` / ``DALLE2_*`` variables into ModelSpecs for
 when the active config has no image model; ``available_image_models(registry)`` picks.
@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import httpx2
 import openai
+from django.conf import settings
 
 from apps.azure.errors import UpstreamError
 
@@ -362,6 +363,20 @@ def _origin(url):
     return parsed.scheme, parsed.host, port
 
 
+def _may_fetch(url, upstream):
+    """Image links are fetched from the upstream's own origin, or over HTTPS from the storage
+    hosts where Azure really keeps generated images (``IMAGE_URL_HOSTS``, by default
+    ``*.blob.core.windows.net``); any other host, redirects included, is refused."""
+    origin = _origin(url)
+    if origin == upstream:
+        return True
+    host = (origin[1] or "").lower()
+    return origin[0] == "https" and any(
+        host.endswith(suffix) and host != suffix.lstrip(".")
+        for suffix in settings.IMAGE_URL_HOSTS
+    )
+
+
 def _decode_b64(text, model):
     if len(text) > MAX_IMAGE_BYTES * 4 // 3 + 4:
         raise _too_big(model)
@@ -403,7 +418,7 @@ async def _fetch(url, *, model, upstream):
     async with httpx2.AsyncClient(follow_redirects=False, timeout=30.0) as http:
         for _ in range(MAX_REDIRECTS + 1):
             try:
-                if _origin(url) != upstream:
+                if not _may_fetch(url, upstream):
                     raise _foreign(model, url, upstream)
             except (ValueError, TypeError, httpx2.InvalidURL):
                 raise _foreign(model, str(url), upstream) from None

@@ -299,3 +299,23 @@ def test_a_non_image_answer_is_refused_on_store(owner, settings):
             owner=owner, conversation=None, generated=generated, prompt="p", model_key="dall-e-3"
         )
     assert not settings.MEDIA_ROOT.exists() or not any(settings.MEDIA_ROOT.rglob("*.*"))
+
+
+def test_image_links_allowed_only_from_the_upstream_or_azure_blob_storage():
+    from apps.azure.images import _may_fetch
+
+    upstream = ("https", "contoso.openai.azure.com", 443)
+    allowed = [
+        "https://contoso.openai.azure.com/images/1.png",
+        "https://dalleprodsec.blob.core.windows.net/private/images/1.png?sig=x",
+    ]
+    refused = [
+        "http://dalleprodsec.blob.core.windows.net/private/images/1.png",  # not HTTPS
+        "https://blob.core.windows.net.evil.example/1.png",
+        "https://evilblob.core.windows.net.example/1.png",
+        "https://xblob.core.windows.netx/1.png",
+        "https://169.254.169.254/latest/meta-data",
+        "http://contoso.openai.azure.com/images/1.png",  # another origin: scheme differs
+    ]
+    assert all(_may_fetch(url, upstream) for url in allowed)
+    assert not any(_may_fetch(url, upstream) for url in refused)
