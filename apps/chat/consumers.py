@@ -25,6 +25,7 @@ from apps.chat.generation import (
 from apps.chat.models import Message
 from apps.chat.selectors import amessage_for
 from apps.chat.serializers import conversation_to_dict, message_to_dict
+from apps.chat.titles import start_title
 
 logger = logging.getLogger("lapis.chat")
 # How long ``resume`` waits for the generating process to answer before using the checkpoint.
@@ -157,6 +158,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 user_group(self.user.pk), {"type": "chat.frame", "frame": frame}
             )
         start_generation(answer.id)
+        if new_question:
+            start_title(exchange, user_id=self.user.pk)  # its own task, in parallel with the answer
 
     async def _snapshot_fallback(self, message_id):
         """If no process answered the snapshot request, the checkpoint in the database is it."""

@@ -25,10 +25,12 @@ from apps.azure.client import Finish, TextDelta, Usage, stream_chat
 from apps.azure.errors import UpstreamError
 from apps.azure.registry import aget_registry
 from apps.chat import protocol
-from apps.chat.models import Message
-from apps.chat.prompts import PromptTooLong, build_prompt
+from apps.chat.budget import record_usage
+from apps.chat.models import Message, Purpose
+from apps.chat.prompts import PromptTooLong
 from apps.chat.selectors import branch_to
 from apps.chat.signals import answer_finished
+from apps.chat.summaries import prepare_prompt
 
 logger = logging.getLogger("lapis.chat")
 
@@ -88,6 +90,7 @@ class Generation:
         self.usage = None
         self.for_staff = False
         self.notice = ""
+        self.accounting = None  # (model, owner id, conversation id, prompt messages) once read
 
     def request_stop(self):
         """Stop reading (closing the upstream request); the text so far is saved as ``stopped``."""
@@ -139,18 +142,16 @@ class Generation:
             }
         branch = await _branch(message)
         try:
-            # tiktoken is CPU work (and may read its cache): keep it off the event loop.
-            prompt = await asyncio.to_thread(
-                build_prompt, conversation=message.conversation, branch=branch, model=model
+            # Fits the branch into the window: a summary checkpoint or dropped messages (with a
+            # notice) when it has outgrown it. Counting runs off the event loop.
+            prompt, notice = await prepare_prompt(
+                message=message, branch=branch, model=model, registry=registry
             )
         except PromptTooLong as exc:
             return Message.Status.ERROR, {"code": "context_length_exceeded", "message": str(exc)}
-        if prompt.dropped:
-            await self._set_notice(
-                message,
-                f"{prompt.dropped} older message(s) were left out to fit {model.label}'s "
-                f"context window.",
-            )
+        if notice:
+            await self._set_notice(message, notice)
+        self.accounting = (model, message.conversation.owner_id, message.conversation_id, prompt.messages)
         stream = stream_chat(
             model,
             prompt.messages,
@@ -225,6 +226,13 @@ class Generation:
                 retry_after=error.get("retry_after"),
             )
         await Message.objects.filter(id=self.message_id).aupdate(**fields)
+        if self.accounting is not None and (self.usage is not None or self.text):
+            model, owner_id, conversation_id, prompt_messages = self.accounting
+            await record_usage(
+                purpose=Purpose.CHAT, model=model, user_id=owner_id,
+                conversation_id=conversation_id, usage=self.usage, messages=prompt_messages,
+                text=self.text,
+            )
         public_error = {
             k: v for k, v in (error or {}).items() if k != "detail" or self.for_staff
         } or None

@@ -125,3 +125,86 @@ class Message(models.Model):
     @property
     def is_final(self):
         return self.status in self.FINAL_STATUSES
+
+
+class Summary(models.Model):
+    """A checkpoint: the summary of a branch from its root down to ``last_message`` (inclusive).
+
+    Messages form a tree, so the path root → ``last_message`` is the covered range; the summary
+    applies to every branch that runs through ``last_message``. A later overflow makes a new
+    checkpoint from ``previous`` plus the messages after it (incremental, never from scratch).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="summaries")
+    last_message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+")
+    previous = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    covered_count = models.PositiveIntegerField()  # messages of the branch it stands for
+    text = models.TextField()
+    model_key = models.CharField(max_length=200)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created"]
+        verbose_name_plural = "summaries"
+
+    def __str__(self):
+        return f"Summary of {self.covered_count} message(s) of {self.conversation_id}"
+
+
+class Purpose(models.TextChoices):
+    CHAT = "chat"
+    TITLE = "title"
+    SUMMARY = "summary"
+
+
+class UsageRecord(models.Model):
+    """Tokens one call to a model used, and what for (one row per call, written once)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    purpose = models.CharField(max_length=10, choices=Purpose.choices)
+    model_key = models.CharField(max_length=200)
+    deployment = models.CharField(max_length=200, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    # True when the upstream sent no usage and Lapis counted the tokens itself.
+    estimated = models.BooleanField(default=False)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-created"], name="usage_user")]
+
+    def __str__(self):
+        return f"{self.purpose} {self.model_key}: {self.prompt_tokens}+{self.completion_tokens}"
+
+
+class BackgroundCallFailure(models.Model):
+    """A title or summary call that failed; staff see these in the admin (users see a fallback)."""
+
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    purpose = models.CharField(max_length=10, choices=Purpose.choices)
+    model_key = models.CharField(max_length=200, blank=True)
+    error_code = models.CharField(max_length=60)
+    # Names the group and deployment; never a secret.
+    admin_detail = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return f"{self.purpose} failed ({self.error_code}) at {self.created:%Y-%m-%d %H:%M}"

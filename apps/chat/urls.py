@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.chat import views
+from apps.chat import budget, views
 
 app_name = "chat"
 urlpatterns = [
@@ -20,4 +20,9 @@ urlpatterns = [
         name="api-settings",
     ),
     path("api/chat/conversations/<uuid:conversation_id>/leaf", views.select_leaf, name="api-leaf"),
+    path(
+        "api/chat/conversations/<uuid:conversation_id>/context",
+        budget.context_view,
+        name="api-context",
+    ),
 ]

@@ -1,0 +1,125 @@
+"""Token accounting and context budgets.
+
+- ``record_usage``: one UsageRecord per model call (chat answers at their final write, titles,
+  summaries), with its purpose. When the upstream sent no usage, Lapis counts the tokens itself
+  with ``apps.azure.tokens`` and marks the row ``estimated``.
+- ``record_failure``: a title or summary call that failed, for staff (admin) and the log.
+- ``context_usage``: how full the conversation's context is: the prompt the next message would be
+  sent with (system prompt, summary, recent messages of the current branch), counted exactly as
+  ``apps.chat.prompts.build_prompt`` counts it, against the model's window minus the answer's room.
+"""
+
+import logging
+
+from django.http import Http404, JsonResponse
+from django.views.decorators.http import require_GET
+
+from apps.azure.registry import get_registry
+from apps.azure.tokens import count_messages, count_text
+from apps.chat.models import BackgroundCallFailure, Message, UsageRecord
+from apps.chat.prompts import PromptTooLong, build_prompt, output_budget
+from apps.chat.selectors import branch_to, conversation_for
+
+logger = logging.getLogger("lapis.chat")
+
+
+async def record_usage(
+    *, purpose, model, user_id, conversation_id, usage=None, messages=None, text=""
+):
+    """Store the tokens of one call; ``usage`` (client Usage) or else an estimate from
+    ``messages`` and ``text``. Never raises: accounting must not break an answer."""
+    try:
+        if usage is not None:
+            prompt, completion, estimated = usage.prompt_tokens, usage.completion_tokens, False
+        else:
+            prompt = count_messages(messages or [], model.key) if messages else 0
+            completion, estimated = count_text(text, model.key), True
+        await UsageRecord.objects.acreate(
+            user_id=user_id,
+            conversation_id=conversation_id,
+            purpose=purpose,
+            model_key=model.key,
+            deployment=model.deployment or "",
+            prompt_tokens=max(prompt or 0, 0),
+            completion_tokens=max(completion or 0, 0),
+            estimated=estimated,
+        )
+    except Exception:
+        logger.exception("Recording %s usage for conversation %s failed", purpose, conversation_id)
+
+
+async def record_failure(*, purpose, model_key, user_id, conversation_id, code, detail):
+    """An admin-visible record and a log line (the detail names deployments, never secrets)."""
+    logger.warning(
+        "%s call for conversation %s failed (%s): %s", purpose, conversation_id, code, detail
+    )
+    try:
+        await BackgroundCallFailure.objects.acreate(
+            purpose=purpose,
+            model_key=model_key or "",
+            user_id=user_id,
+            conversation_id=conversation_id,
+            error_code=code[:60],
+            admin_detail=detail or "",
+        )
+    except Exception:
+        logger.exception("Recording a %s failure for conversation %s failed", purpose, conversation_id)
+
+
+def context_usage(*, conversation):
+    """{model_key, window, output_budget, prompt_budget, used, messages, dropped, summary}.
+
+    ``used`` is what the current branch costs as the next request's prompt (without the next
+    message); ``summary`` is the checkpoint that request would carry, or None.
+    """
+    from apps.chat.summaries import summary_for_branch_sync
+
+    model = get_registry().get(conversation.model_key)
+    if model is None:
+        return None
+    messages = {m.id: m for m in conversation.messages.all()}
+    branch = branch_to(conversation.current_leaf_id, messages)
+    branch = [m for m in branch if m.status != Message.Status.STREAMING]
+    summary = summary_for_branch_sync(conversation=conversation, branch=branch)
+    reserve = output_budget(model=model, conversation=conversation)
+    try:
+        prompt = build_prompt(
+            conversation=conversation, branch=branch, model=model, summary=summary,
+            allow_empty=True,
+        )
+        used, dropped, sent = prompt.prompt_tokens, prompt.dropped, len(prompt.messages)
+    except PromptTooLong as exc:
+        used, dropped, sent = exc.needed, 0, 0
+    return {
+        "model_key": model.key,
+        "window": model.context_window,
+        "output_budget": reserve,
+        "prompt_budget": model.context_window - reserve,
+        "used": used,
+        "messages": sent,
+        "dropped": dropped,
+        "summary": None
+        if summary is None
+        else {
+            "id": str(summary.id),
+            "last_message_id": str(summary.last_message_id),
+            "covered_count": summary.covered_count,
+            "text": summary.text,
+            "model_key": summary.model_key,
+            "created": summary.created.isoformat(),
+        },
+    }
+
+
+@require_GET
+def context_view(request, conversation_id):
+    """GET: how full the conversation's context is (see ``context_usage``); owner only."""
+    conversation = conversation_for(user=request.user, conversation_id=conversation_id)
+    if conversation is None:
+        raise Http404("No such conversation.")
+    data = context_usage(conversation=conversation)
+    if data is None:
+        return JsonResponse(
+            {"error": f"The model {conversation.model_key} is no longer configured."}, status=409
+        )
+    return JsonResponse(data)
