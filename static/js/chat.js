@@ -3,6 +3,7 @@
 
 import { createApi, newClientId } from "./api.js";
 import { Composer } from "./composer.js";
+import { ContextMeter } from "./context.js";
 import { describeError, MessageTree, MessageView } from "./messages.js";
 import { SettingsPanel, setupTheme } from "./settings.js";
 import { Sidebar } from "./sidebar.js";
@@ -11,6 +12,7 @@ import { ChatSocket } from "./socket.js";
 const root = document.querySelector("[data-chat]");
 const api = createApi(root);
 const tree = new MessageTree();
+const contextMeter = new ContextMeter({ root, api });
 const socket = new ChatSocket(root.dataset.wsPath);
 const picker = root.querySelector("[data-model-picker]");
 const badge = root.querySelector("[data-simulated-badge]");
@@ -130,6 +132,7 @@ async function loadConversation(id) {
     view.renderAll();
     tree.streaming().forEach(resume);
     refreshStreaming();
+    contextMeter.refresh(id);
   } catch (error) {
     showError(`Could not load this conversation: ${error.message}`);
   }
@@ -200,6 +203,7 @@ const handlers = {
     });
     view.update(message);
     refreshStreaming();
+    contextMeter.refresh(state.conversationId);
     view.announce(frame.error ? `Answer ${frame.status}: ${describeError(frame.error)}` : `Answer ${frame.status === "complete" ? "complete" : frame.status}.`);
   },
   error: (frame) => {
