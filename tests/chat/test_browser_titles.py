@@ -63,7 +63,7 @@ def test_title_appears_live_in_every_tab(browser, titles_server, screenshot):
         arg=expected,
     )
     wait_answers(page, 1)
-    assert page.locator("[data-testid=context-meter]").is_visible()
+    page.locator("[data-testid=context-meter]").wait_for()  # filled in after the answer
     screenshot(page, "titles-sidebar-live")
     assert page.console_errors == [] and other.console_errors == []
     page.context.close()
