@@ -6,6 +6,7 @@ import socket
 import uuid
 
 from django.conf import settings
+from django.db import DatabaseError
 
 logger = logging.getLogger("lapis.chat")
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:80]
@@ -22,7 +23,13 @@ def sweep_interrupted():
     from apps.chat.models import Message
 
     streaming = Message.objects.filter(status=Message.Status.STREAMING)
-    count = interrupt_stale(streaming) if settings.REDIS_URL else mark_interrupted(streaming)
+    try:
+        count = interrupt_stale(streaming) if settings.REDIS_URL else mark_interrupted(streaming)
+    except DatabaseError as exc:
+        # A database that is down at start must not stop the server: /healthz reports it, and
+        # a send to a conversation with a stale answer interrupts it then (exchange._lock).
+        logger.warning("Start-up sweep skipped: the database is not reachable (%s)", type(exc).__name__)
+        return 0
     if count:
         logger.warning("Marked %d unfinished answer(s) as interrupted", count)
     return count
