@@ -15,10 +15,12 @@ from apps.azure.registry import get_registry
 from apps.chat.models import Conversation, Message
 from apps.chat.services import create_conversation
 from apps.chat.workers import WORKER_ID
+from apps.media.images import ImageRejected, claim_attachments
 
 # A streaming message whose process has not written for this long is taken as dead.
 STALE_AFTER = timedelta(seconds=20)
 TITLE_WORDS = 8
+TITLE_CHARS = 80
 
 
 class ExchangeRefused(Exception):
@@ -36,20 +38,61 @@ class Exchange:
     user_message: Message | None
     assistant_message: Message
     created: bool  # False when the client_id had been seen: nothing new was started
+    image_options: dict | None = None  # size/quality/style for an image model (send only)
 
 
 def _chat_model(key):
-    model = get_registry().get(key) if key else None
+    """The configured chat or image model ``key`` (image models answer with a picture)."""
+    from apps.chat.imagegen import find_model
+
+    model = find_model(key, get_registry())
     if model is None:
         raise ExchangeRefused(
             "unknown_model",
             f"The model {key!r} is not available. Pick one of the configured models.",
         )
+    return model
+
+
+def _claim(*, user, ids, conversation, question, model):
+    """Attach the uploads ``ids`` to ``question``; refuses (rolling back the send) bad ids."""
+    if not ids:
+        return []
     if model.type == "image":
         raise ExchangeRefused(
-            "unsupported_model", f"{model.label} generates images; pick a chat model to chat."
+            "unsupported_attachment",
+            f"{model.label} makes pictures from text and can't take attached images. Remove "
+            "them or pick a chat model.",
         )
-    return model
+    try:
+        return claim_attachments(owner=user, ids=ids, conversation=conversation, message=question)
+    except ImageRejected as exc:
+        raise ExchangeRefused("bad_attachment", exc.message[:1].upper() + exc.message[1:] + ".") from None
+
+
+def _answering(*, user, conversation, leaf_id, model):
+    """(model, notice): a model that can see the branch's images (see apps.chat.vision)."""
+    from apps.chat import vision
+
+    if model.type == "image" or model.vision:
+        return model, ""
+    ids = vision.branch_ids(conversation=conversation, leaf_id=leaf_id)
+    has_images = vision.branch_has_images(owner=user, message_ids=ids)
+    try:
+        return vision.answering_model(model=model, registry=get_registry(), has_images=has_images)
+    except vision.NoVisionModel as exc:
+        raise ExchangeRefused("no_vision_model", str(exc)) from None
+
+
+def _image_options(model, options):
+    from apps.chat.imagegen import BadImageOptions, clean_options
+
+    if model.type != "image" or not options:
+        return {}
+    try:
+        return clean_options(model, options)
+    except BadImageOptions as exc:
+        raise ExchangeRefused("bad_image_options", str(exc)) from None
 
 
 def mark_interrupted(queryset):
@@ -84,7 +127,13 @@ def _lock(conversation):
 
 
 def _begin_answer(*, conversation, parent, model, client_id=None):
+    chosen = model
+    model, notice = _answering(
+        user=conversation.owner, conversation=conversation, leaf_id=parent.id if parent else None,
+        model=model,
+    )
     answer = Message.objects.create(
+        notice=notice,
         conversation=conversation,
         parent=parent,
         role=Message.Role.ASSISTANT,
@@ -96,8 +145,8 @@ def _begin_answer(*, conversation, parent, model, client_id=None):
         worker=WORKER_ID,
     )
     conversation.current_leaf = answer
-    conversation.model_key = model.key
-    conversation.save(update_fields=["current_leaf", "model_key", "updated"])
+    conversation.model_key = chosen.key  # the picker keeps the user's choice, not the stand-in
+    conversation.save(update_fields=["current_leaf", "model_key", "title", "updated"])
     return answer
 
 
@@ -116,14 +165,25 @@ def _existing(*, user, client_id, role):
 
 
 def _provisional_title(text):
+    """The first words of the first message, until the title model (if any) names it."""
     words = text.split()
     title = " ".join(words[:TITLE_WORDS])
-    return title + ("…" if len(words) > TITLE_WORDS else "")
+    if len(title) > TITLE_CHARS:
+        title = title[: TITLE_CHARS - 1].rstrip()
+    return title + ("…" if len(words) > TITLE_WORDS or len(title) < len(" ".join(words)) else "")
 
 
 @transaction.atomic
-def send_message(*, user, client_id, text, conversation_id=None, model_key=None, parent_id=None):
-    """Store the user's message and an empty streaming answer; return the Exchange."""
+def send_message(
+    *, user, client_id, text, conversation_id=None, model_key=None, parent_id=None,
+    attachments=(), image_options=None,
+):
+    """Store the user's message and an empty streaming answer; return the Exchange.
+
+    ``attachments``: ids of the user's own unattached uploads, claimed for the message (a bad id
+    refuses the whole send: nothing is stored). ``image_options`` only for image models; the
+    Exchange carries the cleaned ones for the generation.
+    """
     if (repeat := _existing(user=user, client_id=client_id, role=Message.Role.USER)) is not None:
         return repeat
     if conversation_id is None:
@@ -142,14 +202,15 @@ def send_message(*, user, client_id, text, conversation_id=None, model_key=None,
     else:
         parent = conversation.current_leaf
     if not conversation.title:
-        conversation.title = _provisional_title(text)
-        conversation.save(update_fields=["title"])
+        conversation.title = _provisional_title(text)  # saved with the answer below
     question = Message.objects.create(
         conversation=conversation, parent=parent, role=Message.Role.USER, content=text,
         client_id=client_id,
     )
+    options = _image_options(model, image_options)
+    _claim(user=user, ids=attachments, conversation=conversation, question=question, model=model)
     answer = _begin_answer(conversation=conversation, parent=question, model=model)
-    return Exchange(conversation, question, answer, created=True)
+    return Exchange(conversation, question, answer, created=True, image_options=options)
 
 
 @transaction.atomic
@@ -167,8 +228,11 @@ def regenerate_answer(*, user, message_id, client_id):
 
 
 @transaction.atomic
-def edit_message(*, user, message_id, text, client_id):
-    """A changed copy of the user message ``message_id`` (a sibling branch) and its answer."""
+def edit_message(*, user, message_id, text, client_id, attachments=()):
+    """A changed copy of the user message ``message_id`` (a sibling branch) and its answer.
+
+    The copy keeps the original's images (see apps.chat.vision.copy_attachments) and adds the
+    uploads ``attachments``."""
     if (repeat := _existing(user=user, client_id=client_id, role=Message.Role.USER)) is not None:
         return repeat
     original = _owned_message(user=user, message_id=message_id, role=Message.Role.USER)
@@ -178,7 +242,17 @@ def edit_message(*, user, message_id, text, client_id):
         conversation=conversation, parent=original.parent, role=Message.Role.USER, content=text,
         client_id=client_id,
     )
-    answer = _begin_answer(conversation=conversation, parent=question, model=model)
+    from apps.chat.vision import copy_attachments
+    from apps.media.images import delete_files
+
+    _claim(user=user, ids=attachments, conversation=conversation, question=question, model=model)
+    copied = copy_attachments(source=original, target=question)
+    try:
+        answer = _begin_answer(conversation=conversation, parent=question, model=model)
+    except ExchangeRefused:
+        for path in copied:  # the rows roll back; their files must go too
+            delete_files(path)
+        raise
     return Exchange(conversation, question, answer, created=True)
 
 
