@@ -24,7 +24,7 @@ from apps.chat.generation import (
 )
 from apps.chat.models import Message
 from apps.chat.selectors import amessage_for
-from apps.chat.serializers import conversation_to_dict, message_to_dict
+from apps.chat.serializers import conversation_to_dict, message_attachments, message_to_dict
 from apps.chat.titles import start_title
 
 logger = logging.getLogger("lapis.chat")
@@ -79,6 +79,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             conversation_id=frame.conversation_id,
             model_key=frame.model,
             parent_id=frame.parent_id,
+            attachments=frame.attachments,
+            image_options=frame.image,
         )
         await self._started(exchange)
 
@@ -90,7 +92,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_edit(self, frame):
         exchange = await database_sync_to_async(edit_message)(
-            user=self.user, message_id=frame.message_id, text=frame.text, client_id=frame.client_id
+            user=self.user, message_id=frame.message_id, text=frame.text, client_id=frame.client_id,
+            attachments=frame.attachments,
         )
         await self._started(exchange)
 
@@ -145,7 +148,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._join(answer_group(answer.id))
         frames = []
         if new_question and exchange.user_message is not None:
-            frames.append(self._created(exchange.user_message))
+            images = await database_sync_to_async(message_attachments)(exchange.user_message)
+            frames.append(self._created(exchange.user_message, images))
         frames.append(self._created(answer))
         if not exchange.created:  # a repeated client_id: show what exists, start nothing
             for frame in frames:
@@ -157,7 +161,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_send(
                 user_group(self.user.pk), {"type": "chat.frame", "frame": frame}
             )
-        start_generation(answer.id)
+        start_generation(answer.id, image_options=exchange.image_options)
         if new_question:
             start_title(exchange, user_id=self.user.pk)  # its own task, in parallel with the answer
 
@@ -199,10 +203,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise ExchangeRefused("not_found", "That message does not exist.")
         return message
 
-    def _created(self, message):
+    def _created(self, message, attachments=()):
         return protocol.message_created(
             conversation_id=message.conversation_id,
-            message=message_to_dict(message, for_staff=self.user.is_staff),
+            message=message_to_dict(message, for_staff=self.user.is_staff, attachments=attachments),
         )
 
     async def _join(self, group):

@@ -21,10 +21,10 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
-from apps.azure.client import Finish, TextDelta, Usage, stream_chat
+from apps.azure.client import Finish, TextDelta, ToolCall, Usage, stream_chat
 from apps.azure.errors import UpstreamError
 from apps.azure.registry import aget_registry
-from apps.chat import protocol
+from apps.chat import imagegen, protocol, vision
 from apps.chat.budget import record_usage
 from apps.chat.models import Message, Purpose
 from apps.chat.prompts import PromptTooLong
@@ -56,9 +56,13 @@ def user_group(user_id):
     return f"user.{user_id}"
 
 
-def start_generation(message_id):
-    """Start generating the answer ``message_id`` in this process; return the task."""
+def start_generation(message_id, *, image_options=None):
+    """Start generating the answer ``message_id`` in this process; return the task.
+
+    ``image_options`` (size/quality/style) apply when the answer's model is an image model.
+    """
     generation = Generation(message_id)
+    generation.image_options = image_options or {}
     generation.task = asyncio.create_task(generation.run(), name=f"generation-{message_id}")
     _running[message_id] = generation
     generation.task.add_done_callback(lambda _: _running.pop(message_id, None))
@@ -91,6 +95,7 @@ class Generation:
         self.for_staff = False
         self.notice = ""
         self.accounting = None  # (model, owner id, conversation id, prompt messages) once read
+        self.image_options = {}
 
     def request_stop(self):
         """Stop reading (closing the upstream request); the text so far is saved as ``stopped``."""
@@ -134,13 +139,22 @@ class Generation:
     async def _read(self, message):
         """Read the upstream stream into ``self.text``; return (status, error dict or None)."""
         registry = await aget_registry()
-        model = registry.get(message.model_key)
+        model = imagegen.find_model(message.model_key, registry)
+        self.notice = message.notice  # e.g. a vision stand-in, set when the answer was created
         if model is None:
             return Message.Status.ERROR, {
                 "code": "unknown_model",
                 "message": f"The model {message.model_key} is no longer configured.",
             }
         branch = await _branch(message)
+        if model.type == "image":
+            return await imagegen.answer_with_image(
+                self, message=message, model=model, prompt=branch[-1].content,
+                options=self.image_options,
+            )
+        images = await vision.add_image_parts(
+            branch, owner_id=message.conversation.owner_id, detail=message.conversation.image_detail
+        )
         try:
             # Fits the branch into the window: a summary checkpoint or dropped messages (with a
             # notice) when it has outgrown it. Counting runs off the event loop.
@@ -151,24 +165,24 @@ class Generation:
             return Message.Status.ERROR, {"code": "context_length_exceeded", "message": str(exc)}
         if notice:
             await self._set_notice(message, notice)
-        self.accounting = (model, message.conversation.owner_id, message.conversation_id, prompt.messages)
-        stream = stream_chat(
-            model,
-            prompt.messages,
-            params=_user_params(message.conversation),
-            idle_timeout=idle_timeout(),
-        )
+        # Only now are image bytes read: for the messages that made it into the prompt.
+        messages = await vision.materialise(prompt.messages, images)
+        self.accounting = (model, message.conversation.owner_id, message.conversation_id, messages)
+        image_model = imagegen.tool_image_model(model, registry)
+        tools = imagegen.tools_for(image_model) if image_model else None
         try:
-            # aclosing: a cancelled read (stop, shutdown) closes the upstream response at once.
-            async with aclosing(stream):
-                async for event in stream:
-                    if isinstance(event, TextDelta):
-                        self.text += event.text
-                    elif isinstance(event, Finish):
-                        self.finish_reason = event.reason or ""
-                        self.filter_results = event.filter_results
-                    elif isinstance(event, Usage):
-                        self.usage = event
+            calls = await self._stream(model, message, messages, tools=tools)
+            if calls:
+                # One tool round: make the picture, then the model continues its answer.
+                follow_up = await imagegen.run_tool_calls(
+                    self, message=message, calls=calls, image_model=image_model,
+                    text_before=self.text,
+                )
+                if self.text:
+                    self.text += "\n\n"
+                await self._stream(
+                    model, message, [*messages, *follow_up], tools=tools, tool_choice="none"
+                )
         except UpstreamError as exc:
             error = _upstream_error(exc)
             if self.text:
@@ -181,6 +195,31 @@ class Generation:
                 message += " The text written before this is kept."
             return Message.Status.FILTERED, {"code": "content_filter_answer", "message": message}
         return Message.Status.COMPLETE, None
+
+    async def _stream(self, model, message, messages, *, tools=None, tool_choice=None):
+        """Stream one request into ``self.text``; return the tool calls the model made."""
+        calls = []
+        stream = stream_chat(
+            model,
+            messages,
+            params=_user_params(message.conversation),
+            tools=tools,
+            tool_choice=tool_choice,
+            idle_timeout=idle_timeout(),
+        )
+        # aclosing: a cancelled read (stop, shutdown) closes the upstream response at once.
+        async with aclosing(stream):
+            async for event in stream:
+                if isinstance(event, TextDelta):
+                    self.text += event.text
+                elif isinstance(event, ToolCall):
+                    calls.append(event)
+                elif isinstance(event, Finish):
+                    self.finish_reason = event.reason or ""
+                    self.filter_results = event.filter_results
+                elif isinstance(event, Usage):
+                    self.usage = _added(self.usage, event)
+        return calls
 
     async def _relay(self):
         """Every FRAME_INTERVAL: send new text as one delta frame; checkpoint when due."""
@@ -275,6 +314,8 @@ class Generation:
         await self.layer.group_send(answer_group(self.message_id), {"type": "chat.frame", "frame": frame})
 
     async def _set_notice(self, message, notice):
+        if message.notice:  # keep the vision notice: both are true
+            notice = f"{message.notice} {notice}"
         message.notice = self.notice = notice
         await Message.objects.filter(id=self.message_id).aupdate(notice=notice)
 
@@ -283,6 +324,16 @@ async def _branch(message):
     """The messages from the root to the user's question this answer replies to."""
     messages = {m.id: m async for m in Message.objects.filter(conversation_id=message.conversation_id)}
     return branch_to(message.parent_id, messages)
+
+
+def _added(total, usage):
+    """Usage over the requests of one answer (a tool round makes two)."""
+    if total is None:
+        return usage
+    return Usage(
+        prompt_tokens=(total.prompt_tokens or 0) + (usage.prompt_tokens or 0),
+        completion_tokens=(total.completion_tokens or 0) + (usage.completion_tokens or 0),
+    )
 
 
 def _user_params(conversation):

@@ -40,6 +40,10 @@ def history_entry(message):
     """The chat-completions message for one stored message, or None to leave it out."""
     if message.role == Message.Role.ASSISTANT and not message.content:
         return None  # an answer that failed before writing anything
+    image_parts = getattr(message, "image_parts", None)  # see apps.chat.vision
+    if image_parts:
+        text = [{"type": "text", "text": message.content}] if message.content else []
+        return {"role": message.role, "content": [*text, *image_parts]}
     return {"role": message.role, "content": message.content}
 
 

@@ -1,11 +1,18 @@
 """Every frame of the chat websocket, both directions. Version ``PROTOCOL_VERSION``.
 
+Version 2 (media): ``send`` takes ``image`` {size?, quality?, style?} for an image model and
+``edit`` takes ``attachments``; messages carry ``attachments`` (see apps.media.views.describe);
+the server sends ``attachments`` frames when a picture is stored on an answer being written.
+
 Client → server (JSON text frames, each with a literal ``type``):
   send        {conversation_id: uuid|null, client_id: str, text: str, model?: str,
-               parent_id?: uuid|null, attachments?: [uuid]}  (null conversation: a new one)
+               parent_id?: uuid|null, attachments?: [uuid] (own uploads, at most 10),
+               image?: {size?, quality?, style?}}  (null conversation: a new one; ``image``
+               only counts when the model is an image model, as that model offers them)
   stop        {message_id}
   regenerate  {message_id: the assistant message to answer again, client_id}
-  edit        {message_id: the user message to change, text, client_id}  (a sibling branch)
+  edit        {message_id: the user message to change, text, client_id, attachments?: [uuid]}
+              (a sibling branch; the original's images are kept, ``attachments`` adds uploads)
   resume      {message_id, seq: the last seq the client has}
   ping        {}
 
@@ -16,6 +23,7 @@ Server → client:
   done                  {message_id, status, seq, finish_reason, usage, error?, notice?}
   error                 {code, message, retry_after?, message_id?, detail?}
   title                 {conversation_id, title}
+  attachments           {message_id, attachments: [describe]}  (a picture stored on an answer)
   conversation.updated  {conversation}
   pong                  {version}
 Anything else gets an ``error`` frame with code ``bad_frame``, never an exception.
@@ -25,11 +33,12 @@ import json
 import uuid
 from dataclasses import MISSING, dataclass, field, fields
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_FRAME_BYTES = 256 * 1024
 MAX_TEXT_CHARS = 100_000
 MAX_CLIENT_ID_CHARS = 64
 MAX_ATTACHMENTS = 10
+IMAGE_OPTIONS = ("size", "quality", "style")
 
 
 class ProtocolError(Exception):
@@ -50,6 +59,7 @@ class Send:
     model: str | None = None
     parent_id: uuid.UUID | None = None
     attachments: list = field(default_factory=list)
+    image: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,7 @@ class Edit:
     message_id: uuid.UUID
     text: str
     client_id: str
+    attachments: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,8 @@ def _coerce(frame_type, name, annotation, value):
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ProtocolError(f"{frame_type}.{name} must be a non-negative integer")
         return value
+    if "dict" in str(annotation):
+        return _image_options(frame_type, name, value)
     if annotation is list:
         if not isinstance(value, list) or len(value) > MAX_ATTACHMENTS:
             raise ProtocolError(f"{frame_type}.{name} must be a list of at most {MAX_ATTACHMENTS} ids")
@@ -115,6 +128,18 @@ def _coerce(frame_type, name, annotation, value):
     if name == "text" and len(value) > MAX_TEXT_CHARS:
         raise ProtocolError(f"{frame_type}.text is longer than {MAX_TEXT_CHARS} characters")
     return value
+
+
+def _image_options(frame_type, name, value):
+    if not isinstance(value, dict):
+        raise ProtocolError(f"{frame_type}.{name} must be an object like {{\"size\": \"1024x1024\"}}")
+    unknown = set(value) - set(IMAGE_OPTIONS)
+    if unknown:
+        raise ProtocolError(f"{frame_type}.{name} has unknown fields: {', '.join(sorted(unknown))[:80]}")
+    for key, item in value.items():
+        if item is not None and (not isinstance(item, str) or len(item) > 20):
+            raise ProtocolError(f"{frame_type}.{name}.{key} must be a short string")
+    return {key: item for key, item in value.items() if item}
 
 
 def parse_client_frame(text):
@@ -196,6 +221,10 @@ def error(*, code, message, retry_after=None, message_id=None, detail=None):
 
 def title(*, conversation_id, title):
     return {"type": "title", "conversation_id": str(conversation_id), "title": title}
+
+
+def attachments(*, message_id, attachments):
+    return {"type": "attachments", "message_id": str(message_id), "attachments": attachments}
 
 
 def conversation_updated(*, conversation):

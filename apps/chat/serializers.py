@@ -22,8 +22,20 @@ def conversation_to_dict(conversation):
     }
 
 
-def message_to_dict(message, *, for_staff=False):
-    """A message as clients see it; the admin-only error detail only ``for_staff``."""
+def message_attachments(message):
+    """The message's stored images (one query; sync). For lists use ``attachments_by_message``."""
+    from apps.media.models import Attachment
+
+    return list(Attachment.objects.filter(message=message))
+
+
+def message_to_dict(message, *, for_staff=False, attachments=()):
+    """A message as clients see it; the admin-only error detail only ``for_staff``.
+
+    ``attachments``: its stored images (apps.media), described for the page.
+    """
+    from apps.media.views import describe
+
     error = None
     if message.error_code:
         error = {
@@ -52,6 +64,7 @@ def message_to_dict(message, *, for_staff=False):
         "usage": usage,
         "error": error,
         "notice": message.notice,
+        "attachments": [describe(a) for a in attachments],
         "seq": message.seq,
         "created": _iso(message.created),
     }

@@ -81,11 +81,12 @@ def _apply_settings(conversation, settings):
         settings["system_prompt"] = (settings["system_prompt"] or "")[:20_000]
     if "model_key" in settings:
         from apps.azure.registry import get_registry
+        from apps.chat.imagegen import find_model
 
-        model = get_registry().get(settings["model_key"])
-        if model is None or model.type == "image":
+        # Image models too: with one picked, a message is the prompt for a picture.
+        if find_model(settings["model_key"], get_registry()) is None:
             raise InvalidSettings(
-                f"model_key: {settings['model_key']!r} is not a configured chat model."
+                f"model_key: {settings['model_key']!r} is not a configured model."
             )
     for name, value in settings.items():
         setattr(conversation, name, value)

@@ -12,7 +12,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.azure.registry import get_registry
 from apps.chat import protocol, selectors, services
+from apps.chat.imagegen import picker_models
 from apps.chat.serializers import conversation_to_dict, message_to_dict
+from apps.media.selectors import attachments_by_message
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -44,15 +46,32 @@ def _owned_conversation(request, conversation_id):
     return conversation
 
 
+IMAGE_SECTION = "Image generation"
+
+
+def _image_section(registry):
+    """The picker's own section for image models (the config's, or the legacy variables')."""
+    models = [
+        {
+            "key": model.key, "label": model.label, "simulated": model.simulated, "image": True,
+            "sizes": ",".join(options["sizes"]), "qualities": ",".join(options["qualities"]),
+            "styles": ",".join(options["styles"]),
+        }
+        for model, options in picker_models(registry)
+    ]
+    return [{"name": IMAGE_SECTION, "models": models}] if models else []
+
+
 def _model_groups(registry):
-    """The picker: chat models grouped by group, in the order of the config file."""
+    """The picker: chat models grouped by group, in the order of the config file; then the
+    image models in a section of their own."""
     chat_keys = {model.key for model in registry.chat_models()}
     groups = []
     for name, models in registry.groups():
         usable = [model for model in models if model.key in chat_keys]
         if usable:
             groups.append({"name": name, "models": usable})
-    return groups
+    return groups + _image_section(registry)
 
 
 @require_GET
@@ -102,10 +121,14 @@ def conversation_detail(request, conversation_id):
         services.delete_conversation(conversation=conversation)
         return JsonResponse({"deleted": str(conversation_id)})
     messages = selectors.conversation_messages(conversation=conversation)
+    images = attachments_by_message(owner=request.user, message_ids=[m.id for m in messages])
     return JsonResponse(
         {
             "conversation": conversation_to_dict(conversation),
-            "messages": [message_to_dict(m, for_staff=request.user.is_staff) for m in messages],
+            "messages": [
+                message_to_dict(m, for_staff=request.user.is_staff, attachments=images.get(m.id, ()))
+                for m in messages
+            ],
             "current_leaf_id": conversation_to_dict(conversation)["current_leaf_id"],
         }
     )

@@ -2,6 +2,7 @@
 // The server is the truth: on load and on every reconnect, streaming answers are resumed from it.
 
 import { createApi, newClientId } from "./api.js";
+import { AttachmentTray } from "./attachments.js";
 import { Composer } from "./composer.js";
 import { ContextMeter } from "./context.js";
 import { describeError, MessageTree, MessageView } from "./messages.js";
@@ -44,9 +45,43 @@ const view = new MessageView({
   },
 });
 
+const composerForm = root.querySelector("[data-composer]");
+const imageOptionsEl = root.querySelector("[data-image-options]");
+const tray = new AttachmentTray({ root, form: composerForm, csrf: root.dataset.csrf });
+
+// With an image model picked: its size/quality/style choices; otherwise attachments.
+function showImageOptions() {
+  const option = picker.selectedOptions[0];
+  const image = !!(option && option.dataset.image === "1");
+  imageOptionsEl.hidden = !image;
+  tray.setEnabled(!image && !picker.disabled);
+  imageOptionsEl.querySelectorAll("[data-image-option]").forEach((select) => {
+    const name = select.dataset.imageOption;
+    const values = image ? (option.dataset[`${name === "quality" ? "qualities" : `${name}s`}`] || "").split(",").filter(Boolean) : [];
+    const previous = select.value;
+    select.replaceChildren(...values.map((v) => new Option(v, v)));
+    if (values.includes(previous)) select.value = previous;
+    select.closest("label").hidden = values.length === 0;
+  });
+}
+
+function imageChoices() {
+  if (imageOptionsEl.hidden) return undefined;
+  const choices = {};
+  imageOptionsEl.querySelectorAll("[data-image-option]").forEach((select) => {
+    if (!select.closest("label").hidden && select.value) choices[select.dataset.imageOption] = select.value;
+  });
+  return choices;
+}
+
 const composer = new Composer({
-  form: root.querySelector("[data-composer]"),
+  form: composerForm,
+  hasAttachments: () => tray.ids().length > 0,
   onSend: (text) => {
+    if (tray.uploading()) {
+      showError("Wait for the images to finish uploading, then send.");
+      return false;
+    }
     const clientId = newClientId();
     const frame = {
       type: "send",
@@ -56,7 +91,13 @@ const composer = new Composer({
       model: picker.value || null,
       parent_id: tree.leafId,
     };
+    const attachments = tray.ids();
+    if (attachments.length) frame.attachments = attachments;
+    const image = imageChoices();
+    if (image) frame.image = image;
     if (!state.conversationId) state.pendingNew.add(clientId);
+    // The tray empties once the server stored the message; a refused send keeps the images.
+    if (attachments.length) state.trayClientId = clientId;
     return send(frame);
   },
   onStop: () => {
@@ -111,6 +152,7 @@ function setConversation(conversation) {
   if (conversation.model_key && [...picker.options].some((o) => o.value === conversation.model_key)) {
     picker.value = conversation.model_key;
     showBadge();
+    showImageOptions();
   }
   sidebar.markCurrent(conversation.id);
 }
@@ -147,6 +189,7 @@ const handlers = {
       state.conversationId = frame.conversation_id;
       history.pushState({}, "", `/c/${frame.conversation_id}/`);
     }
+    if (message.client_id && message.client_id === state.trayClientId) tray.clear();
     if (frame.conversation_id !== state.conversationId) return;
     tree.add(message);
     tree.leafId = message.id;
@@ -212,6 +255,13 @@ const handlers = {
     showError(describeError(frame));
     view.announce(frame.message);
   },
+  attachments: (frame) => {
+    const message = tree.byId.get(frame.message_id);
+    if (!message) return;
+    const known = new Set((message.attachments || []).map((a) => a.id));
+    message.attachments = [...(message.attachments || []), ...frame.attachments.filter((a) => !known.has(a.id))];
+    view.update(message);
+  },
   pong: () => {},
 };
 
@@ -231,6 +281,7 @@ socket.addEventListener("close", () => {
 
 picker.addEventListener("change", () => {
   showBadge();
+  showImageOptions();
   if (state.conversationId) {
     api.post(`conversations/${state.conversationId}/settings`, { model_key: picker.value })
       .then((data) => setConversation(data.conversation))
@@ -245,6 +296,7 @@ root.querySelectorAll("[data-sidebar-toggle]").forEach((button) =>
 window.addEventListener("popstate", () => location.reload());
 
 showBadge();
+showImageOptions();
 socket.connect();
 sidebar.load(1);
 if (state.conversationId) loadConversation(state.conversationId);

@@ -1,8 +1,9 @@
 // The composer: Enter sends, Shift+Enter starts a new line, Escape stops the answer being written.
 
 export class Composer {
-  constructor({ form, onSend, onStop }) {
+  constructor({ form, onSend, onStop, hasAttachments }) {
     this.form = form;
+    this.hasAttachments = hasAttachments || (() => false); // images alone may be sent
     this.input = form.querySelector("[data-composer-input]");
     this.sendButton = form.querySelector("[data-send]");
     this.stopButton = form.querySelector("[data-stop]");
@@ -28,7 +29,7 @@ export class Composer {
 
   submit(onSend) {
     const text = this.input.value;
-    if (!text.trim() || this.sendButton.disabled) return;
+    if ((!text.trim() && !this.hasAttachments()) || this.sendButton.disabled) return;
     if (onSend(text) !== false) {
       this.input.value = "";
       this.grow();

@@ -1,6 +1,7 @@
 // The message list: the tree of messages (branches), the path shown, and each message's element.
 // Streaming text is applied here: deltas in seq order, a gap asks the owner to resume.
 
+import { renderAttachments } from "./attachments.js";
 import { copyText, renderMarkdown, renderPlain } from "./render.js";
 
 const STATUS_LABELS = {
@@ -92,6 +93,7 @@ export class MessageView {
     article.innerHTML = `
       <div class="message-meta"><span class="message-author"></span><span class="message-status" data-testid="message-status"></span></div>
       <div class="message-body" data-testid="message-body"></div>
+      <div class="message-attachments" data-message-attachments data-testid="message-attachments" hidden></div>
       <p class="message-notice" data-testid="message-notice" hidden></p>
       <p class="message-error" data-testid="message-error" role="alert" hidden></p>
       <div class="message-actions">
@@ -153,6 +155,12 @@ export class MessageView {
       renderPlain(body, message.content);
     }
     article.querySelector(".message-status").textContent = STATUS_LABELS[message.status] || "";
+    const figures = article.querySelector("[data-message-attachments]");
+    const shown = (message.attachments || []).map((a) => a.id).join(",");
+    if (figures.dataset.shown !== shown) { // images are redrawn only when they change
+      figures.dataset.shown = shown;
+      renderAttachments(figures, message.attachments);
+    }
     const notice = article.querySelector(".message-notice");
     notice.hidden = !message.notice;
     notice.textContent = message.notice || "";
