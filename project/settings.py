@@ -181,7 +181,14 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+            "CONFIG": {
+                # redis-py 8 times out socket reads after 5 s by default, which cuts channels_redis'
+                # blocking BZPOPMIN (also 5 s) and drops idle websockets; the server-side timeout
+                # of that command already bounds every wait.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                "capacity": 1000,
+                "expiry": 30,
+            },
         }
     }
     CACHES = {

@@ -268,7 +268,10 @@ async def stream_chat(
     try:
         while True:
             try:
-                chunk = await asyncio.wait_for(iterator.__anext__(), idle_timeout)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation (a user's Stop) that lands as a chunk arrives.
+                async with asyncio.timeout(idle_timeout):
+                    chunk = await iterator.__anext__()
             except StopAsyncIteration:
                 break
             except TimeoutError:

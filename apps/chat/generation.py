@@ -104,7 +104,9 @@ class Generation:
             self.reader.cancel()
 
     async def run(self):
-        control_channel = await self.layer.new_channel("generation.")
+        # The default prefix on purpose: channels_redis reads every process-local channel of one
+        # prefix with one blocking pop, so a second prefix would hold up the sockets' messages.
+        control_channel = await self.layer.new_channel()
         await self.layer.group_add(control_group(self.message_id), control_channel)
         listener = asyncio.create_task(self._listen(control_channel))
         relay = asyncio.create_task(self._relay())
