@@ -45,8 +45,22 @@ def test_demo_config_is_activated_once_and_marked_simulated(demo_env):
     with urllib.request.urlopen(demo_env.url + "/_sim/health") as response:
         deployments = set(json.loads(response.read())["deployments"])
     assert {m.deployment for m in models} <= deployments
-    assert "already active" in run_command()
+    assert "The demo config is active" in run_command()
     assert ConfigVersion.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_an_older_demo_is_updated_but_a_team_config_never_replaced(demo_env, activate_config):
+    from apps.simulator.management.commands.load_demo_config import DEMO_PATH
+
+    older = DEMO_PATH.read_text().replace("titleMethod: functions", "titleMethod: completion")
+    activate_config(older)
+    assert "Demo config activated" in run_command()
+    assert ConfigVersion.objects.get(is_active=True).text == DEMO_PATH.read_text()
+
+    activate_config(demo_env.config_yaml())
+    assert "already active" in run_command()
+    assert ConfigVersion.objects.get(is_active=True).text == demo_env.config_yaml()
 
 
 @pytest.mark.django_db
