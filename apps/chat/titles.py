@@ -201,13 +201,11 @@ async def generate_title(*, conversation_id, user_id, text):
         try:
             if model is None or model.type == "image":
                 raise TitleUnusable("no_title_model", "titleConvo is on but titleModel names no chat model")
-            title = await asyncio.wait_for(
-                ask_title_model(
+            async with asyncio.timeout(TITLE_TIMEOUT + 5):
+                title = await ask_title_model(
                     model=model, method=registry.title_method, text=text, user_id=user_id,
                     conversation_id=conversation_id,
-                ),
-                TITLE_TIMEOUT + 5,
-            )
+                )
             source = Conversation.TitleSource.MODEL
         except (UpstreamError, TitleUnusable) as exc:
             detail = getattr(exc, "admin_detail", None) or exc.detail

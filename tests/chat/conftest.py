@@ -127,10 +127,11 @@ async def open_socket():
 
 
 async def wait_for_generations():
-    """Let this process's generation tasks finish (tests end with nothing running)."""
+    """Let this process's generation and title tasks finish (tests end with nothing running)."""
+    from apps.chat import titles
     from apps.chat.generation import _running
 
-    tasks = [g.task for g in list(_running.values()) if g.task]
+    tasks = [g.task for g in list(_running.values()) if g.task] + list(titles._tasks)
     if tasks:
         await asyncio.wait(tasks, timeout=30)
 
