@@ -10,6 +10,9 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from project.application import application
+from tests.conftest import TEST_PASSWORD as PASSWORD_FOR_BROWSER
+from tests.conftest import login
+from tests.live import LiveServer
 
 PASSWORD = "Zebra-crossing-42!"
 HEADERS = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
@@ -149,3 +152,32 @@ def _fresh_channel_layer():
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()
+
+
+def start_simulated_server(tmp_path_factory, azure_simulator, *, username, **config):
+    """A live Lapis server whose CONFIG_PATH file is ``azure_simulator.config_yaml(**config)``
+    (marked simulated), with one user ``username``; stop it with ``server.stop()``."""
+    data = tmp_path_factory.mktemp("chat-live")
+    path = data / "models.yaml"
+    path.write_text(azure_simulator.config_yaml(simulated=True, **config))
+    server = LiveServer(
+        data, extra_env={"CONFIG_PATH": str(path), "LAPIS_SIM_KEY": azure_simulator.api_key}
+    )
+    server.start()
+    server.create_user(username, PASSWORD_FOR_BROWSER)
+    return server
+
+
+def open_chat_page(browser, server, username, *, height=860, timeout=15_000, clipboard=False):
+    """A signed-in chat page in a fresh browser context, collecting console and page errors."""
+    context = browser.new_context(viewport={"width": 1280, "height": height})
+    if clipboard:
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+    page = context.new_page()
+    page.console_errors = []
+    page.on("console", lambda m: page.console_errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))
+    page.set_default_timeout(timeout)
+    login(page, server.url, username)
+    page.wait_for_selector("[data-chat][data-ready='1']")
+    return page

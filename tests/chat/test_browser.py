@@ -4,8 +4,7 @@ import re
 
 import pytest
 
-from tests.conftest import TEST_PASSWORD, login
-from tests.live import LiveServer
+from tests.chat.conftest import open_chat_page, start_simulated_server
 
 pytestmark = pytest.mark.browser
 
@@ -13,30 +12,19 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def chat_server(tmp_path_factory, azure_simulator):
     """One live server per module, CONFIG_PATH pointing at the simulator, with user "alice"."""
-    data = tmp_path_factory.mktemp("chat-live")
-    config = data / "models.yaml"
-    # ``simulated: true`` marks every model as the simulator's: the UI shows a badge.
-    config.write_text(azure_simulator.config_yaml(titleConvo=False, summarize=False, simulated=True))
-    server = LiveServer(data, extra_env={"CONFIG_PATH": str(config), "LAPIS_SIM_KEY": azure_simulator.api_key})
-    server.start()
-    server.create_user("alice", TEST_PASSWORD)
+    server = start_simulated_server(
+        tmp_path_factory, azure_simulator, username="alice", titleConvo=False, summarize=False
+    )
     yield server
     server.stop()
 
 
 @pytest.fixture
 def page(browser, chat_server):
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=chat_server.url)
-    page = context.new_page()
-    page.console_errors = []
-    page.on("console", lambda m: page.console_errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))
-    page.set_default_timeout(15_000)
-    login(page, chat_server.url, "alice")
-    page.wait_for_selector("[data-chat][data-ready='1']")
+    page = open_chat_page(browser, chat_server, "alice", clipboard=True)
     yield page
-    context.close()
+    page.context.close()
+    print(chat_server.log()[-6000:])  # pytest shows it when the test failed
     print(chat_server.log()[-6000:])  # shown when the test failed
 
 

@@ -4,8 +4,7 @@ import json
 
 import pytest
 
-from tests.conftest import TEST_PASSWORD, login
-from tests.live import LiveServer
+from tests.chat.conftest import open_chat_page, start_simulated_server
 from tests.media.imagefiles import png
 
 pytestmark = pytest.mark.browser
@@ -13,28 +12,19 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def media_server(tmp_path_factory, azure_simulator):
-    data = tmp_path_factory.mktemp("media-live")
-    config = data / "models.yaml"
-    config.write_text(azure_simulator.config_yaml(titleConvo=False, summarize=False, simulated=True))
-    server = LiveServer(data, extra_env={"CONFIG_PATH": str(config), "LAPIS_SIM_KEY": azure_simulator.api_key})
-    server.start()
-    server.create_user("alice", TEST_PASSWORD)
+    server = start_simulated_server(
+        tmp_path_factory, azure_simulator, username="alice", titleConvo=False, summarize=False
+    )
     yield server
     server.stop()
 
 
 @pytest.fixture
 def page(browser, media_server):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.console_errors = []
-    page.on("console", lambda m: page.console_errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))
-    page.set_default_timeout(20_000)
-    login(page, media_server.url, "alice")
-    page.wait_for_selector("[data-chat][data-ready='1']")
+    page = open_chat_page(browser, media_server, "alice", height=900, timeout=20_000)
     yield page
-    context.close()
+    page.context.close()
+    print(media_server.log()[-6000:])  # pytest shows it when the test failed
     print(media_server.log()[-6000:])  # shown when the test failed
 
 

@@ -3,8 +3,7 @@
 import pytest
 
 from apps.simulator.language import filler, short_title
-from tests.conftest import TEST_PASSWORD, login
-from tests.live import LiveServer
+from tests.chat.conftest import open_chat_page, start_simulated_server
 
 pytestmark = pytest.mark.browser
 
@@ -12,26 +11,15 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def titles_server(tmp_path_factory, azure_simulator):
     """Titles by forced function call (a predictable title), summaries on, user "tina"."""
-    data = tmp_path_factory.mktemp("titles-live")
-    config = data / "models.yaml"
-    config.write_text(azure_simulator.config_yaml(titleMethod="functions", simulated=True))
-    server = LiveServer(data, extra_env={"CONFIG_PATH": str(config), "LAPIS_SIM_KEY": azure_simulator.api_key})
-    server.start()
-    server.create_user("tina", TEST_PASSWORD)
+    server = start_simulated_server(
+        tmp_path_factory, azure_simulator, username="tina", titleMethod="functions"
+    )
     yield server
     server.stop()
 
 
 def open_page(browser, server):
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    page = context.new_page()
-    page.console_errors = []
-    page.on("console", lambda m: page.console_errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))
-    page.set_default_timeout(20_000)
-    login(page, server.url, "tina")
-    page.wait_for_selector("[data-chat][data-ready='1']")
-    return page
+    return open_chat_page(browser, server, "tina", timeout=20_000)
 
 
 def send(page, text):
