@@ -37,6 +37,12 @@ chromium:
 test: install chromium
 	CHROMIUM=$(CHROMIUM) LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m pytest $(PYTEST_ARGS)
 
+# Rerunnable measurements (figures printed, never asserted): the simulator's own throughput, and
+# one 1,000-token answer through the real stack (database writes, first chunk to first render).
+bench: install chromium
+	$(PY) -m tests.simulator.bench_simulator
+	CHROMIUM=$(CHROMIUM) LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.chat.bench_chat
+
 lint: install
 	$(VENV)/bin/ruff check .
 
