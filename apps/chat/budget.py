@@ -9,6 +9,7 @@
   ``apps.chat.prompts.build_prompt`` counts it, against the model's window minus the answer's room.
 """
 
+import asyncio
 import logging
 
 from django.http import Http404, JsonResponse
@@ -31,9 +32,9 @@ async def record_usage(
     try:
         if usage is not None:
             prompt, completion, estimated = usage.prompt_tokens, usage.completion_tokens, False
-        else:
-            prompt = count_messages(messages or [], model.key) if messages else 0
-            completion, estimated = count_text(text, model.key), True
+        else:  # counting a long prompt takes a while: off the event loop
+            prompt, completion = await asyncio.to_thread(_estimate, model.key, messages, text)
+            estimated = True
         await UsageRecord.objects.acreate(
             user_id=user_id,
             conversation_id=conversation_id,
@@ -46,6 +47,11 @@ async def record_usage(
         )
     except Exception:
         logger.exception("Recording %s usage for conversation %s failed", purpose, conversation_id)
+
+
+def _estimate(model_key, messages, text):
+    """(prompt tokens, completion tokens) counted with tiktoken, for a call without usage."""
+    return (count_messages(messages, model_key) if messages else 0), count_text(text, model_key)
 
 
 async def record_failure(*, purpose, model_key, user_id, conversation_id, code, detail):

@@ -83,8 +83,12 @@ class Generation:
         self.layer = get_channel_layer()
         self.task = None
         self.reader = None
-        self.text = ""  # everything received so far
-        self.sent = 0  # length of ``text`` already relayed in delta frames
+        # The answer as chunks: ``relayed`` (one per delta frame sent) and ``pending`` (pieces
+        # read since the last frame). Joined only per frame, checkpoint and end, never per
+        # token, so a long answer costs O(n) rather than O(n²) in its length.
+        self.relayed = []
+        self.pending = []
+        self.flushing = asyncio.Lock()  # frames leave in seq order, the snapshot after them
         self.seq = 0
         self.checkpointed_seq = 0
         self.last_write = time.monotonic()
@@ -96,6 +100,16 @@ class Generation:
         self.notice = ""
         self.accounting = None  # (model, owner id, conversation id, prompt messages) once read
         self.image_options = {}
+
+    @property
+    def text(self):
+        """Everything received so far."""
+        return "".join(self.relayed) + "".join(self.pending)
+
+    @property
+    def relayed_text(self):
+        """The text of the delta frames 1..seq."""
+        return "".join(self.relayed)
 
     def request_stop(self):
         """Stop reading (closing the upstream request); the text so far is saved as ``stopped``."""
@@ -180,8 +194,8 @@ class Generation:
                     self, message=message, calls=calls, image_model=image_model,
                     text_before=self.text,
                 )
-                if self.text:
-                    self.text += "\n\n"
+                if self.relayed or self.pending:
+                    self.pending.append("\n\n")
                 await self._stream(
                     model, message, [*messages, *follow_up], tools=tools, tool_choice="none"
                 )
@@ -213,7 +227,7 @@ class Generation:
         async with aclosing(stream):
             async for event in stream:
                 if isinstance(event, TextDelta):
-                    self.text += event.text
+                    self.pending.append(event.text)
                 elif isinstance(event, ToolCall):
                     calls.append(event)
                 elif isinstance(event, Finish):
@@ -236,25 +250,32 @@ class Generation:
                 await self._checkpoint()
 
     async def _flush(self):
-        if self.sent == len(self.text):
-            return
-        chunk, self.sent = self.text[self.sent :], len(self.text)
-        self.seq += 1
-        frame = protocol.delta(message_id=self.message_id, seq=self.seq, text=chunk)
-        await self._publish(frame)
+        """Relay the pending text as the next delta frame (the relay and a snapshot both flush:
+        the lock keeps their frames in seq order)."""
+        async with self.flushing:
+            if not self.pending:
+                return
+            chunk = "".join(self.pending)
+            self.pending.clear()
+            self.relayed.append(chunk)
+            self.seq += 1
+            await self._publish(protocol.delta(message_id=self.message_id, seq=self.seq, text=chunk))
 
     async def _checkpoint(self):
+        """Store the relayed text; a heartbeat (nothing new) only touches ``updated``."""
         self.last_write = time.monotonic()
-        seq, text = self.seq, self.text[: self.sent]
+        seq, fields = self.seq, {"updated": timezone.now()}
+        if seq != self.checkpointed_seq:
+            fields.update(content=self.relayed_text, seq=seq)
         await Message.objects.filter(id=self.message_id, status=Message.Status.STREAMING).aupdate(
-            content=text, seq=seq, updated=timezone.now()
+            **fields
         )
         self.checkpointed_seq = seq
 
     async def _finish(self, status, error):
         """The one final write, then ``done`` to every watching socket."""
-        usage = None
-        fields = {"status": status, "content": self.text, "seq": self.seq, "updated": timezone.now()}
+        usage, text = None, self.text
+        fields = {"status": status, "content": text, "seq": self.seq, "updated": timezone.now()}
         fields["finish_reason"] = self.finish_reason
         if self.usage is not None:
             usage = {"prompt_tokens": self.usage.prompt_tokens, "completion_tokens": self.usage.completion_tokens}
@@ -267,12 +288,12 @@ class Generation:
                 retry_after=error.get("retry_after"),
             )
         await Message.objects.filter(id=self.message_id).aupdate(**fields)
-        if self.accounting is not None and (self.usage is not None or self.text):
+        if self.accounting is not None and (self.usage is not None or text):
             model, owner_id, conversation_id, prompt_messages = self.accounting
             await record_usage(
                 purpose=Purpose.CHAT, model=model, user_id=owner_id,
                 conversation_id=conversation_id, usage=self.usage, messages=prompt_messages,
-                text=self.text,
+                text=text,
             )
         public_error = {
             k: v for k, v in (error or {}).items() if k != "detail" or self.for_staff
@@ -304,12 +325,13 @@ class Generation:
                 self.request_stop()
             elif event.get("type") == "generation.snapshot":
                 await self._flush()
-                frame = protocol.snapshot(
-                    message_id=self.message_id,
-                    seq=self.seq,
-                    text=self.text[: self.sent],
-                    status=Message.Status.STREAMING,
-                )
+                async with self.flushing:  # no frame half-sent: the snapshot follows them all
+                    frame = protocol.snapshot(
+                        message_id=self.message_id,
+                        seq=self.seq,
+                        text=self.relayed_text,
+                        status=Message.Status.STREAMING,
+                    )
                 await self.layer.send(event["reply_channel"], {"type": "chat.frame", "frame": frame})
 
     async def _publish(self, frame):
