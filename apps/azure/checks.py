@@ -13,16 +13,15 @@ logger = logging.getLogger("lapis.azure")
 
 
 def check_config_path(app_configs=None, **kwargs):
-    from apps.azure.config import parse_config
+    from apps.azure.config import ConfigFileError, parse_config, read_config_file
 
     path = settings.CONFIG_PATH
     if not path:
         return []
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read(1024 * 1024)
-    except OSError as exc:
-        return [checks.Error(f"CONFIG_PATH {path} can't be read: {exc.strerror}", id="lapis.E001")]
+        text = read_config_file(path)
+    except ConfigFileError as exc:
+        return [checks.Error(f"CONFIG_PATH {exc}", id="lapis.E001")]
     result = parse_config(text)
     return [
         checks.Error(f"CONFIG_PATH {path}: {problem}", id="lapis.E001") for problem in result.errors

@@ -21,6 +21,7 @@ import yaml
 MAX_BYTES = 256 * 1024
 MAX_ALIASES = 64
 MAX_NODES = 50_000
+MAX_DEPTH = 64  # nesting levels; deeper YAML would exhaust Python's recursion limit
 ROOT = "endpoints.azureOpenAI"
 
 ENV_REF = re.compile(r"\$\{([^}]*)\}")
@@ -86,6 +87,7 @@ MODEL_KEYS = ("deploymentName", "version", "label", "contextWindow", "maxOutput"
 FORBIDDEN_HEADERS = frozenset({"api-key", "authorization", "host"})
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 MODEL_TYPES = ("chat", "completion", "image")
+MERGE_TAG = "tag:yaml.org,2002:merge"
 SAFE_TAGS = frozenset(
     "tag:yaml.org,2002:" + name
     for name in ("str", "int", "float", "bool", "null", "timestamp", "map", "seq", "merge", "binary")
@@ -199,11 +201,12 @@ class _LimitExceeded(Exception):
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that composes a node tree (for line marks) and caps alias use."""
+    """SafeLoader that composes a node tree (for line marks) and caps alias use and nesting."""
 
     def __init__(self, stream):
         super().__init__(stream)
         self.alias_count = 0
+        self.depth = 0
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
@@ -211,7 +214,13 @@ class _Loader(yaml.SafeLoader):
             if self.alias_count > MAX_ALIASES:
                 event = self.peek_event()
                 raise _LimitExceeded(f"more than {MAX_ALIASES} aliases", event.start_mark)
-        return super().compose_node(parent, index)
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _LimitExceeded(f"nested more than {MAX_DEPTH} levels deep", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def _mark(node):
@@ -237,6 +246,7 @@ class _Validator:
         self.errors = []
         self.warnings = []
         self.nodes_seen = 0
+        self.own_keys = {}  # id(mapping node) -> ids of its own key nodes (not merged in by <<)
 
     # ---- reporting -------------------------------------------------------------------------
     def error(self, path, node, message):
@@ -253,19 +263,24 @@ class _Validator:
         if not isinstance(node, yaml.MappingNode):
             self.error(path, node, f"must be {what}")
             return None
+        # flatten_mapping rewrites the node in place (merged pairs first), and an aliased node
+        # comes here again: remember which keys the mapping itself wrote, before the first flatten.
+        own = self.own_keys.setdefault(id(node), {id(k) for k, _ in node.value if k.tag != MERGE_TAG})
         self.loader.flatten_mapping(node)
         items = {}
         for key_node, value_node in node.value:
             self.nodes_seen += 1
             key = self.scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
             if isinstance(key, bool) or not isinstance(key, (str, int, float)):
-                self.error(path, key_node, "keys must be plain names")
+                self.error(path, key_node, "keys must be plain names (not true/false, null, a list or a mapping)")
                 continue
             key = str(key)
-            if key in items:
-                self.error(f"{path}.{key}", key_node, f"duplicate key {_quote(key)}")
+            earlier = items.get(key)
+            if earlier and id(key_node) in own and id(earlier[0]) in own:
+                line = earlier[0].start_mark.line + 1
+                self.error(f"{path}.{key}", key_node, f"duplicate key {_quote(key)} (first on line {line})")
                 continue
-            items[key] = (key_node, value_node)
+            items[key] = (key_node, value_node)  # a key of the mapping overrides one merged by <<
         return items
 
     def scalar(self, node, path):
@@ -279,20 +294,22 @@ class _Validator:
             self.error(path, node, "value could not be read")
             return None
 
-    def plain(self, node, path):
+    def plain(self, node, path, depth=0):
         """A scalar or a nested structure of plain values (for addParams)."""
         self.nodes_seen += 1
         if self.nodes_seen > MAX_NODES:
             raise _LimitExceeded("document too large after alias expansion", node.start_mark)
+        if depth > MAX_DEPTH:  # only an alias that refers to its own ancestor gets this deep
+            raise _LimitExceeded("an alias refers to a mapping or list that contains it", node.start_mark)
         if isinstance(node, yaml.ScalarNode):
             value = self.scalar(node, path)
             if isinstance(value, str):
                 return self.resolve(value, path, node)
             return value
         if isinstance(node, yaml.SequenceNode):
-            return [self.plain(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
+            return [self.plain(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(node.value)]
         items = self.mapping(node, path) or {}
-        return {key: self.plain(value, f"{path}.{key}") for key, (_, value) in items.items()}
+        return {key: self.plain(value, f"{path}.{key}", depth + 1) for key, (_, value) in items.items()}
 
     def check_keys(self, items, allowed, path, where):
         for key, (key_node, _) in items.items():
@@ -613,6 +630,9 @@ class _Validator:
             if name.lower() in FORBIDDEN_HEADERS:
                 self.error(hpath, key_node, f"header {_quote(name)} may not be set here: it would override authentication or routing headers")
                 continue
+            if ENV_REF.search(name):
+                self.error(hpath, key_node, "a header name can't hold ${VAR} (environment variables go in the value)")
+                continue
             if not HEADER_NAME.match(name):
                 self.error(hpath, key_node, f"{_quote(name[:40])} is not a valid header name")
                 continue
@@ -704,6 +724,26 @@ class _Validator:
         )
 
 
+class ConfigFileError(ValueError):
+    """A config file that can't be read as text; ``str()`` says what and names the file."""
+
+
+def read_config_file(path):
+    """The text of the YAML file at ``path``; raises ConfigFileError if it can't be read, is
+    larger than MAX_BYTES (never read further) or is not UTF-8."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise ConfigFileError(f"{path} can't be read: {exc.strerror}") from None
+    if len(data) > MAX_BYTES:
+        raise ConfigFileError(f"{path} is larger than {MAX_BYTES // 1024} KB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigFileError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+
+
 def parse_config(text, *, environ=None):
     """Validate ``text``; every problem is reported at once. See the module docstring."""
     environ = os.environ if environ is None else environ
@@ -736,6 +776,8 @@ def parse_config(text, *, environ=None):
         message = "YAML syntax error: " + (exc.problem or "unreadable")
         if exc.context:
             message += f" ({exc.context})"
+        if "'\\t'" in (exc.problem or ""):
+            message += "; indent with spaces, not tabs"
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         return LoadResult(None, [Problem("", line, column, message)], warnings)
     except yaml.YAMLError:

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.azure import registry
-from apps.azure.config import LoadResult, Problem, parse_config
+from apps.azure.config import ConfigFileError, LoadResult, Problem, parse_config, read_config_file
 from apps.azure.models import ConfigVersion
 
 logger = logging.getLogger("lapis.azure")
@@ -82,12 +82,9 @@ def load_config_file(path):
     """Read CONFIG_PATH at start: a bad file raises ConfigInvalid with every error; a good file
     that differs from the active version becomes the active version (source "file")."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read(1024 * 1024)
-    except OSError as exc:
-        raise ConfigInvalid(
-            LoadResult(None, [Problem("", 1, 1, f"CONFIG_PATH {path} can't be read: {exc.strerror}")], [])
-        ) from None
+        text = read_config_file(path)
+    except ConfigFileError as exc:
+        raise ConfigInvalid(LoadResult(None, [Problem("", 1, 1, f"CONFIG_PATH {exc}")], [])) from None
     result = parse_config(text)
     for warning in result.warnings:
         logger.warning("CONFIG_PATH %s: %s", path, warning)

@@ -6,7 +6,7 @@ from textwrap import dedent, indent
 
 import pytest
 
-from apps.azure.config import parse_config
+from apps.azure.config import ConfigFileError, parse_config, read_config_file
 from apps.azure.registry import Registry, context_window_for, type_for, vision_for
 
 EXAMPLES = Path("/work/shared/examples")
@@ -99,6 +99,13 @@ CASES = [
     ("dropParams list", doc(BASE + "dropParams: temperature\n"), "dropParams must be a list"),
     ("too many aliases", "a: &a [x]\n" + "".join(f"b{i}: *a\n" for i in range(100)), "aliases"),
     ("too large", "x: " + "a" * (300 * 1024) + "\n", "larger than"),
+    ("duplicate key names the first line", doc(BASE.replace("deploymentName: dep", "deploymentName: dep\ndeploymentName: other")), "deploymentName (line 9, col 9): duplicate key \"deploymentName\" (first on line 8)"),
+    ("a key overrides one merged by <<", doc(BASE.replace("gpt-4o: true", "gpt-4o:\n    <<: {deploymentName: a, version: v}\n    deploymentName: b")), None),
+    ("tab indentation", doc(BASE).replace("        instanceName", "\tinstanceName"), "not tabs"),
+    ("header name with a variable", doc(BASE + "additionalHeaders:\n  x-${KEY}: v\n"), "header name can't hold ${VAR}"),
+    ("non-string key", doc(BASE.replace("gpt-4o: true", "gpt-4o: true\n  [a, b]: true")), "keys must be plain names"),
+    ("alias inside itself", doc(BASE + "addParams: &p {x: *p}\n"), "an alias refers to a mapping or list that contains it"),
+    ("deep nesting", "x: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than 64 levels"),
 ]
 
 
@@ -271,3 +278,21 @@ def test_no_secret_in_logs(caplog, db):
     registry_from_text(doc(BASE.replace("${KEY}", "${KEY} ${NOT_HERE_X}")), environ=ENV)
     assert "NOT_HERE_X" in caplog.text
     assert CANARY not in caplog.text
+
+
+def test_read_config_file_says_what_and_which_file(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text(doc(BASE), encoding="utf-8")
+    assert read_config_file(good) == doc(BASE)
+    cases = {
+        "missing.yaml": (None, "can't be read"),
+        "latin1.yaml": (b"x: caf\xe9\n", "is not UTF-8 text"),
+        "huge.yaml": (b"#" * (10 * 1024 * 1024), "is larger than 256 KB"),
+    }
+    for name, (content, expected) in cases.items():
+        path = tmp_path / name
+        if content is not None:
+            path.write_bytes(content)
+        with pytest.raises(ConfigFileError) as raised:
+            read_config_file(path)
+        assert expected in str(raised.value) and name in str(raised.value)

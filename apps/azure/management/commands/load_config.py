@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.azure.config import ConfigFileError, read_config_file
 from apps.azure.services import activate_version, load_version
 
 
@@ -12,10 +13,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, file, activate, **options):
         try:
-            with open(file, encoding="utf-8") as handle:
-                text = handle.read()
-        except OSError as exc:
-            raise CommandError(f"{file}: {exc.strerror}") from None
+            text = read_config_file(file)
+        except ConfigFileError as exc:
+            raise CommandError(str(exc)) from None
         version, result = load_version(text=text, source="command")
         for problem in result.errors:
             self.stdout.write(f"error: {problem}")

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.azure.config import parse_config
+from apps.azure.config import ConfigFileError, parse_config, read_config_file
 
 
 class Command(BaseCommand):
@@ -11,10 +11,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, file, **options):
         try:
-            with open(file, encoding="utf-8") as handle:
-                text = handle.read()
-        except OSError as exc:
-            raise CommandError(f"{file}: {exc.strerror}") from None
+            text = read_config_file(file)
+        except ConfigFileError as exc:
+            raise CommandError(str(exc)) from None
         result = parse_config(text)
         for problem in result.errors:
             self.stdout.write(f"error: {problem}")
