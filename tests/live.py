@@ -3,6 +3,8 @@
 On the embedded default each server gets a SQLite file in its own data directory; when the test
 run itself is on PostgreSQL (``DATABASE_URL``), each server gets a new PostgreSQL database that
 is dropped afterwards. ``REDIS_URL`` is passed through, so the websocket side runs on Redis too.
+``database_url=`` makes a server use an existing database instead (several processes of one
+deployment, e.g. ``LiveServer(dir, database_url=first.database_url)``); it is not dropped.
 """
 
 import os
@@ -38,16 +40,18 @@ def _postgres_admin(url, sql):
 class LiveServer:
     """Start with ``start()``; ``url`` is the base URL; ``manage()`` runs a command on its DB."""
 
-    def __init__(self, data_dir, *, extra_env=None):
+    def __init__(self, data_dir, *, extra_env=None, database_url=None):
         self.data_dir = Path(data_dir)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = None
         self.log_path = self.data_dir / "server.log"
-        self._database_url = None
-        self.env = self._environment(extra_env or {})
+        self._database_url = None  # a database this server created, dropped in stop()
+        self.env = self._environment(extra_env or {}, database_url)
+        # The database the server uses (None: SQLite in data_dir), to share with another server.
+        self.database_url = self.env.get("DATABASE_URL")
 
-    def _environment(self, extra_env):
+    def _environment(self, extra_env, database_url=None):
         env = {
             key: value
             for key, value in os.environ.items()
@@ -61,7 +65,9 @@ class LiveServer:
             PYTHONUNBUFFERED="1",
         )
         base_url = os.environ.get("DATABASE_URL", "")
-        if base_url.startswith(("postgres://", "postgresql://")):
+        if database_url:  # shared with another server: its owner creates and drops it
+            env["DATABASE_URL"] = database_url
+        elif base_url.startswith(("postgres://", "postgresql://")):
             name = "lapis_e2e_" + uuid.uuid4().hex[:10]
             _postgres_admin(base_url, f'CREATE DATABASE "{name}"')
             self._database_url = urlunsplit(urlsplit(base_url)._replace(path="/" + name))
