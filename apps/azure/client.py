@@ -1,7 +1,7 @@
 """Azure OpenAI clients and request building: the only module (with images.py) that imports openai.
 
 One SDK client per distinct target (URL, api-version, auth, key, headers) and event loop, built
-once and reused; ``aclose_clients()`` closes them and the Entra credential. Normal groups use
+once and reused for the life of the process (see ``aclose_clients`` on shutdown). Normal groups use
 ``AsyncAzureOpenAI`` (the deployment goes in the URL through ``model=``); serverless groups use
 ``AsyncOpenAI`` against the ``baseURL`` root with the key as bearer token and as ``api-key``.
 
@@ -133,7 +133,13 @@ def client_for(spec, *, http_client=None):
 
 
 async def aclose_clients():
-    """Close every cached client and Entra credential (call at shutdown)."""
+    """Close every cached client and Entra credential (tests call it between event loops).
+
+    Server processes never call it, on purpose: Daphne speaks no ASGI lifespan, and a hook into
+    Twisted's shutdown would be fragile. Nothing is lost: closing only drops idle keep-alive
+    sockets (the OS does the same at exit; HTTP/1.1 has no goodbye), answers in flight are
+    cancelled by Daphne anyway, and the credential holds only an in-memory token cache.
+    """
     clients = list(_clients.values())
     _clients.clear()
     credentials = list(_credentials.values())
@@ -393,6 +399,20 @@ def _short(text, limit=300):
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+def _scrubbed(text, model):
+    """``text`` with the target's key and header values masked: a gateway may echo what it got."""
+    target = model.target
+    if target is None:
+        return text
+    secrets = [value.reveal() for _, value in target.headers]
+    if target.api_key:
+        secrets.append(target.api_key.reveal())
+    for secret in secrets:
+        if len(secret) >= 4:  # masking "a" or "ab" would garble the message, not protect anything
+            text = text.replace(secret, "••••")
+    return text
+
+
 def map_error(exc, model):
     """An SDK exception as an UpstreamError with a user message and a staff detail."""
     where = _where(model)
@@ -401,7 +421,7 @@ def map_error(exc, model):
     body = getattr(exc, "body", None)
     body = body if isinstance(body, dict) else {}
     code = str(body.get("code") or getattr(exc, "code", None) or "")
-    upstream_message = _short(body.get("message") or getattr(exc, "message", ""))
+    upstream_message = _short(_scrubbed(str(body.get("message") or getattr(exc, "message", "")), model))
     if isinstance(exc, openai.APITimeoutError):
         return UpstreamError(
             "upstream_unreachable", "The model did not answer in time. Try again.",

@@ -62,7 +62,9 @@ class Recorder:
                 )
                 completions = parts.path.endswith("/completions") and not parts.path.endswith("chat/completions")
                 last = str((body.get("messages") or [{}])[-1].get("content", ""))
-                for marker, (status, error) in ERRORS.items():
+                errors = dict(ERRORS)
+                errors["[rec:echo_key]"] = (400, {"code": "invalid_header", "message": f"gateway: bad api-key {self.headers.get('api-key')}"})
+                for marker, (status, error) in errors.items():
                     if marker in last:
                         self.send_response(status)
                         data = json.dumps({"error": error}).encode()

@@ -187,6 +187,7 @@ def error_spec(recorder):
         ("[rec:401]", "auth_failed", "authenticate"),
         ("[rec:404]", "deployment_not_found", "not available"),
         ("[rec:500]", "upstream_error", "server error"),
+        ("[rec:echo_key]", "bad_request", "gateway: bad api-key ••••"),
     ],
 )
 async def test_error_mapping(recorder, marker, code, in_message):
