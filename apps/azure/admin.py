@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from apps.azure import selectors
 from apps.azure.config import ENV_REF, MAX_BYTES, parse_config
 from apps.azure.models import ConfigVersion
 from apps.azure.registry import Registry
@@ -217,7 +218,7 @@ class ConfigVersionAdmin(admin.ModelAdmin):
     def versions_view(self, request):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        versions = ConfigVersion.objects.select_related("created_by").order_by("-id")
+        versions = selectors.versions()
         return TemplateResponse(
             request,
             "admin/azure/configversion/versions.html",
@@ -240,7 +241,7 @@ class ConfigVersionAdmin(admin.ModelAdmin):
             if result.errors:
                 context.update(errors=result.errors, warnings=result.warnings, lines=numbered_lines(text, result.errors + result.warnings))
             else:
-                active = ConfigVersion.objects.filter(is_active=True).first()
+                active = selectors.active_version()
                 context.update(preview_context(text, result, active))
                 context.update(version=version, previewing=True)
         return TemplateResponse(request, "admin/azure/configversion/load.html", context)
@@ -254,7 +255,7 @@ class ConfigVersionAdmin(admin.ModelAdmin):
         if result.errors:
             context.update(errors=result.errors, lines=numbered_lines(version.text, result.errors))
         else:
-            active = ConfigVersion.objects.filter(is_active=True).first()
+            active = selectors.active_version()
             context.update(preview_context(version.text, result, active))
         return TemplateResponse(request, "admin/azure/configversion/version.html", context)
 

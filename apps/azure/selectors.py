@@ -1,7 +1,7 @@
 """Reads for model groups: what a user may pick, and config versions for the admin."""
 
 from apps.azure.models import ConfigVersion
-from apps.azure.registry import aget_registry, get_registry
+from apps.azure.registry import get_registry
 
 
 def models_for_user(*, user):
@@ -18,15 +18,11 @@ def models_for_user(*, user):
     return {"groups": groups, "images": registry.image_models(), "registry": registry}
 
 
-async def amodel_for_user(*, user, key):
-    """The ModelSpec ``key`` if this user may use it, else None."""
-    registry = await aget_registry()
-    return registry.get(key)
-
-
 def active_version():
+    """The active ConfigVersion, or None before the first activation."""
     return ConfigVersion.objects.filter(is_active=True).first()
 
 
 def versions():
+    """Every stored version, newest first, with who created and activated it."""
     return ConfigVersion.objects.select_related("created_by", "activated_by").order_by("-id")

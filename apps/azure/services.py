@@ -13,6 +13,7 @@ from django.utils import timezone
 from apps.azure import registry
 from apps.azure.config import ConfigFileError, LoadResult, Problem, parse_config, read_config_file
 from apps.azure.models import ConfigVersion
+from apps.azure.selectors import active_version
 
 logger = logging.getLogger("lapis.azure")
 
@@ -90,7 +91,7 @@ def load_config_file(path):
         logger.warning("CONFIG_PATH %s: %s", path, warning)
     if result.errors:
         raise ConfigInvalid(result)
-    active = ConfigVersion.objects.filter(is_active=True).first()
+    active = active_version()
     if active is not None and active.checksum == checksum(text):
         return None
     version = ConfigVersion.objects.create(text=text, checksum=checksum(text), source="file")
