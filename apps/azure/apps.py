@@ -10,7 +10,9 @@ class AzureConfig(AppConfig):
         from django.core import checks
 
         from apps.azure import checks as azure_checks
+        from apps.azure.tokens import load_encodings
         from project.lifecycle import at_startup
 
         checks.register(azure_checks.check_config_path, "lapis", deploy=True)
         at_startup(azure_checks.load_config_path_at_start)
+        at_startup(load_encodings)

@@ -91,6 +91,13 @@ def _o200k():
         return _o200k_state["encoding"]
 
 
+def load_encodings():
+    """Load both encodings now (server start): reading o200k's file, or downloading it, is
+    blocking I/O that must not happen on the event loop during someone's first chat."""
+    _cl100k()
+    _o200k()
+
+
 def encoding_for(model_key):
     """Return ``(encoding, margin)`` for a model key; multiply counts by ``margin``."""
     if uses_o200k(model_key):
