@@ -1,13 +1,16 @@
 """Services that start an answer: send, regenerate, edit. Each stores the messages first.
 
-Every function here runs in one transaction that locks the conversation row, so two sends to one
-conversation (from two tabs or two processes) cannot both start a generation, and repeats of a
-``client_id`` return what the first call made instead of asking the model again.
+Every function here runs in one transaction that first locks the owner's user row, so one user's
+sends, edits and regenerations run one at a time across processes: two sends to one conversation
+(from two tabs or two processes) cannot both start a generation, and a repeat of a ``client_id``,
+even one that arrives while the first is being stored (a new conversation has no row to lock
+yet), returns what the first call made instead of asking the model again.
 """
 
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -113,9 +116,15 @@ def interrupt_stale(queryset):
     )
 
 
-def _lock(conversation):
-    """Lock the conversation row and refuse if an answer is still being written."""
-    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+def _lock_owner(user):
+    """Lock ``user``'s row until the transaction ends (see the module docstring).
+
+    On SQLite the IMMEDIATE transaction (project.settings) already serialises writers."""
+    list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+
+
+def _refuse_if_busy(conversation):
+    """Refuse if an answer is still being written in ``conversation`` (the owner is locked)."""
     interrupt_stale(conversation.messages.all())
     if conversation.messages.filter(status=Message.Status.STREAMING).exists():
         raise ExchangeRefused(
@@ -123,7 +132,6 @@ def _lock(conversation):
             "An answer is still being written in this conversation. Stop it or wait for it "
             "to finish before sending another message.",
         )
-    return conversation
 
 
 def _begin_answer(*, conversation, parent, model, client_id=None):
@@ -184,6 +192,7 @@ def send_message(
     refuses the whole send: nothing is stored). ``image_options`` only for image models; the
     Exchange carries the cleaned ones for the generation.
     """
+    _lock_owner(user)
     if (repeat := _existing(user=user, client_id=client_id, role=Message.Role.USER)) is not None:
         return repeat
     if conversation_id is None:
@@ -194,7 +203,7 @@ def send_message(
         if conversation is None:
             raise ExchangeRefused("not_found", "That conversation does not exist.")
         model = _chat_model(model_key or conversation.model_key)
-    conversation = _lock(conversation)
+        _refuse_if_busy(conversation)
     if parent_id is not None:
         parent = conversation.messages.filter(id=parent_id).first()
         if parent is None:
@@ -216,10 +225,12 @@ def send_message(
 @transaction.atomic
 def regenerate_answer(*, user, message_id, client_id):
     """A new answer, as a sibling of the assistant message ``message_id``."""
+    _lock_owner(user)
     if (repeat := _existing(user=user, client_id=client_id, role=Message.Role.ASSISTANT)) is not None:
         return repeat
     previous = _owned_message(user=user, message_id=message_id, role=Message.Role.ASSISTANT)
-    conversation = _lock(previous.conversation)
+    conversation = previous.conversation
+    _refuse_if_busy(conversation)
     model = _chat_model(conversation.model_key)
     answer = _begin_answer(
         conversation=conversation, parent=previous.parent, model=model, client_id=client_id
@@ -233,10 +244,12 @@ def edit_message(*, user, message_id, text, client_id, attachments=()):
 
     The copy keeps the original's images (see apps.chat.vision.copy_attachments) and adds the
     uploads ``attachments``."""
+    _lock_owner(user)
     if (repeat := _existing(user=user, client_id=client_id, role=Message.Role.USER)) is not None:
         return repeat
     original = _owned_message(user=user, message_id=message_id, role=Message.Role.USER)
-    conversation = _lock(original.conversation)
+    conversation = original.conversation
+    _refuse_if_busy(conversation)
     model = _chat_model(conversation.model_key)
     question = Message.objects.create(
         conversation=conversation, parent=original.parent, role=Message.Role.USER, content=text,

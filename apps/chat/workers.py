@@ -27,7 +27,7 @@ def sweep_interrupted():
         count = interrupt_stale(streaming) if settings.REDIS_URL else mark_interrupted(streaming)
     except DatabaseError as exc:
         # A database that is down at start must not stop the server: /healthz reports it, and
-        # a send to a conversation with a stale answer interrupts it then (exchange._lock).
+        # a send to a conversation with a stale answer interrupts it then (exchange._refuse_if_busy).
         logger.warning("Start-up sweep skipped: the database is not reachable (%s)", type(exc).__name__)
         return 0
     if count:
