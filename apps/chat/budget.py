@@ -54,6 +54,16 @@ def _estimate(model_key, messages, text):
     return (count_messages(messages, model_key) if messages else 0), count_text(text, model_key)
 
 
+class UnusableOutput(Exception):
+    """A title or summary call answered, but with nothing usable; ``code`` and ``detail``
+    (naming the model, never a secret) go to ``record_failure``."""
+
+    def __init__(self, code, detail):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
 async def record_failure(*, purpose, model_key, user_id, conversation_id, code, detail):
     """An admin-visible record and a log line (the detail names deployments, never secrets)."""
     logger.warning(

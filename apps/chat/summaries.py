@@ -17,14 +17,14 @@ and the answer's notice says how many, and why.
 
 import asyncio
 import logging
-import re
 
 from apps.azure.client import complete_chat
 from apps.azure.errors import UpstreamError
 from apps.azure.tokens import count_message, count_messages, count_text
-from apps.chat.budget import record_failure, record_usage
+from apps.chat.budget import UnusableOutput, record_failure, record_usage
 from apps.chat.models import Purpose, Summary
 from apps.chat.prompts import after_summary, build_prompt, history_entry, output_budget
+from apps.chat.titles import strip_thinking
 
 logger = logging.getLogger("lapis.chat")
 
@@ -34,20 +34,12 @@ SUMMARY_MIN_TOKENS = 64
 KEEP_FRACTION = 0.75
 # Framing of the summary system message (heading, role, per-message overhead), kept free too.
 SUMMARY_FRAMING = 40
-THINK = re.compile(r"<think(?:ing)?>.*?</think(?:ing)?>", re.S | re.I)
 SYSTEM = (
     "You keep a running summary of a chat conversation so it can go on after its older messages "
     "are removed from the model's context. Write in the language of the conversation. Keep "
     "names, facts, numbers, decisions, code identifiers, the user's goals and preferences, and "
     "open questions; leave out pleasantries. Plain prose, at most {words} words, no preamble."
 )
-
-
-class SummaryUnusable(Exception):
-    def __init__(self, code, detail):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
 
 
 def _latest(queryset):
@@ -94,14 +86,14 @@ async def prepare_prompt(*, message, branch, model, registry):
     summary_model = registry.summary_model
     try:
         if summary_model is None or summary_model.type == "image":
-            raise SummaryUnusable(
+            raise UnusableOutput(
                 "no_summary_model", "summarize is on but summaryModel names no chat model"
             )
         summary = await extend_summary(
             conversation=conversation, branch=branch, model=model, previous=previous,
             summary_model=summary_model,
         )
-    except (UpstreamError, SummaryUnusable) as exc:
+    except (UpstreamError, UnusableOutput) as exc:
         await record_failure(
             purpose=Purpose.SUMMARY,
             model_key=summary_model.key if summary_model else "",
@@ -174,16 +166,14 @@ def _request(*, previous, overflow, summary_model, reserve):
 
 
 def clean_summary(raw):
-    text = THINK.sub(" ", raw or "")
-    text = re.sub(r"(?is)<think(?:ing)?>.*", " ", text)
-    return text.strip()
+    return strip_thinking(raw).strip()
 
 
 async def extend_summary(*, conversation, branch, model, previous, summary_model):
     """Make the next checkpoint (previous summary + newly overflowing messages) and store it.
 
     Returns the new Summary, or None when nothing can be summarised (the newest message alone
-    overflows). Raises UpstreamError or SummaryUnusable.
+    overflows). Raises UpstreamError or UnusableOutput.
     """
     overflow, reserve = await asyncio.to_thread(
         _overflow, conversation=conversation, branch=branch, model=model, previous=previous
@@ -200,7 +190,7 @@ async def extend_summary(*, conversation, branch, model, previous, summary_model
         conversation_id=conversation.id, usage=completion.usage, messages=messages, text=text,
     )
     if not text:
-        raise SummaryUnusable(
+        raise UnusableOutput(
             "empty_summary", f'summary model "{summary_model.key}" returned no text '
             f"(finish reason {completion.finish_reason})",
         )

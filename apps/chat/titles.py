@@ -27,7 +27,7 @@ from apps.azure.client import complete_chat
 from apps.azure.errors import UpstreamError
 from apps.azure.registry import aget_registry
 from apps.chat import protocol
-from apps.chat.budget import record_failure, record_usage
+from apps.chat.budget import UnusableOutput, record_failure, record_usage
 from apps.chat.models import Conversation, Purpose
 
 logger = logging.getLogger("lapis.chat")
@@ -79,13 +79,6 @@ INSTRUCTIONS = {
 _tasks = set()  # running title tasks, kept from being garbage-collected
 
 
-class TitleUnusable(Exception):
-    def __init__(self, code, detail):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
-
-
 def start_title(exchange, *, user_id):
     """Start the title task for a conversation's first message; return it (or None).
 
@@ -115,7 +108,7 @@ def fallback_title(text):
 
 def clean_title(raw):
     """Model output → a title: no thinking, markdown, label, quotes or end punctuation; ≤ 80 chars."""
-    text = UNCLOSED_THINK.sub(" ", THINK.sub(" ", raw or ""))
+    text = strip_thinking(raw)
     line = next((part for part in text.splitlines() if part.strip()), "")
     line = "".join(ch for ch in line if unicodedata.category(ch)[0] != "C")
     line = LABEL.sub("", line)
@@ -129,6 +122,11 @@ def clean_title(raw):
         previous = line
         line = " ".join(line.split()).strip(QUOTES).rstrip(TRAILING).lstrip(" -–—*#")
     return _cut(line)
+
+
+def strip_thinking(raw):
+    """Model output without its thinking blocks (closed, or cut off by the token cap)."""
+    return UNCLOSED_THINK.sub(" ", THINK.sub(" ", raw or ""))
 
 
 def _cut(text):
@@ -158,19 +156,19 @@ def _title_from(completion, *, method):
                 try:
                     arguments = json.loads(call.arguments or "{}")
                 except ValueError:
-                    raise TitleUnusable(
+                    raise UnusableOutput(
                         "bad_title_arguments", f"set_title arguments are not JSON: {call.arguments[:80]!r}"
                     ) from None
                 value = arguments.get("title") if isinstance(arguments, dict) else None
                 if isinstance(value, str):
                     return clean_title(value)
-                raise TitleUnusable("bad_title_arguments", "set_title was called without a title string")
+                raise UnusableOutput("bad_title_arguments", "set_title was called without a title string")
         # A model (or a forcePrompt group) that answered in text instead of calling: use the text.
     return clean_title(completion.text)
 
 
 async def ask_title_model(*, model, method, text, user_id, conversation_id):
-    """One call to the title model; returns the cleaned title or raises UpstreamError/TitleUnusable."""
+    """One call to the title model; returns the cleaned title or raises UpstreamError/UnusableOutput."""
     messages, tools, tool_choice, max_tokens = title_request(method=method, text=text)
     params = {"max_tokens": REASONING_MAX_TOKENS if model.reasoning else max_tokens}
     completion = await complete_chat(
@@ -183,7 +181,7 @@ async def ask_title_model(*, model, method, text, user_id, conversation_id):
     )
     title = _title_from(completion, method=method)
     if not title:
-        raise TitleUnusable(
+        raise UnusableOutput(
             "empty_title",
             f'title model "{model.key}" returned no usable title (finish reason {completion.finish_reason})',
         )
@@ -200,14 +198,14 @@ async def generate_title(*, conversation_id, user_id, text):
         title, source = fallback_title(text), Conversation.TitleSource.FALLBACK
         try:
             if model is None or model.type == "image":
-                raise TitleUnusable("no_title_model", "titleConvo is on but titleModel names no chat model")
+                raise UnusableOutput("no_title_model", "titleConvo is on but titleModel names no chat model")
             async with asyncio.timeout(TITLE_TIMEOUT + 5):
                 title = await ask_title_model(
                     model=model, method=registry.title_method, text=text, user_id=user_id,
                     conversation_id=conversation_id,
                 )
             source = Conversation.TitleSource.MODEL
-        except (UpstreamError, TitleUnusable) as exc:
+        except (UpstreamError, UnusableOutput) as exc:
             detail = getattr(exc, "admin_detail", None) or exc.detail
             await _failed(model, user_id, conversation_id, exc.code, detail)
         except TimeoutError:
