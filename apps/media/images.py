@@ -175,9 +175,20 @@ def fit_for_detail(size, detail):
 def _write_atomic(path, data):
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    except BaseException:  # e.g. a full disk: leave no half-written temporary behind
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _thumbnail(image):
+    """``image`` scaled to fit THUMBNAIL_BOX (never enlarged), without a full-size copy first."""
+    scale = min(1.0, THUMBNAIL_BOX[0] / image.width, THUMBNAIL_BOX[1] / image.height)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
 
 
 def _store(*, owner, image, name, kind, lossless, **fields):
@@ -195,8 +206,7 @@ def _store(*, owner, image, name, kind, lossless, **fields):
         sha256=hashlib.sha256(data).hexdigest(),
         **fields,
     )
-    thumbnail = image.copy()
-    thumbnail.thumbnail(THUMBNAIL_BOX, Image.Resampling.LANCZOS)
+    thumbnail = _thumbnail(image)
     written = [attachment.absolute(), attachment.absolute(attachment.variant_path("thumb"))]
     try:
         _write_atomic(written[0], data)

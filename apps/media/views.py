@@ -10,14 +10,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.media import images
-from apps.media.models import Attachment
+from apps.media import images, selectors
 
 # Multipart boundaries and headers on top of the file itself.
 MULTIPART_SLACK = 64 * 1024
@@ -78,8 +76,10 @@ def _upload_checked(request):
 
 
 def _owned(request, pk):
-    # Someone else's id answers exactly like an id that does not exist.
-    return get_object_or_404(Attachment, pk=pk, owner=request.user)
+    attachment = selectors.get_owned_attachment(owner=request.user, attachment_id=pk)
+    if attachment is None:  # someone else's id answers exactly like an id that does not exist
+        raise Http404("no such image")
+    return attachment
 
 
 def download_name(attachment):

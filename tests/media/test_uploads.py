@@ -348,3 +348,20 @@ def test_large_images_are_streamed_from_the_file(client_for, monkeypatch):
     response = client.get(body["url"])
     assert response.streaming and response["X-Content-Type-Options"] == "nosniff"
     assert b"".join(response.streaming_content)[:2] == b"\xff\xd8"
+
+
+def test_a_failed_write_leaves_no_file_and_no_row(owner, settings, monkeypatch):
+    real_replace = images.os.replace
+    calls = []
+
+    def replace_then_fail(source, target):
+        calls.append(target)
+        if len(calls) == 2:  # the thumbnail: the original is already in place
+            raise OSError(28, "No space left on device")
+        real_replace(source, target)
+
+    monkeypatch.setattr(images.os, "replace", replace_then_fail)
+    with pytest.raises(OSError):
+        images.create_upload(owner=owner, file=io.BytesIO(imagefiles.png(600, 300)), name="full.png")
+    assert len(calls) == 2
+    assert Attachment.objects.count() == 0 and stored_files(settings) == []
