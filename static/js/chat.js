@@ -291,8 +291,6 @@ picker.addEventListener("change", () => {
 root.addEventListener("conversation-renamed", (event) => {
   if (event.detail.id === state.conversationId) setConversation(event.detail);
 });
-root.querySelectorAll("[data-sidebar-toggle]").forEach((button) =>
-  button.addEventListener("click", () => root.classList.toggle("sidebar-open")));
 window.addEventListener("popstate", () => location.reload());
 
 showBadge();

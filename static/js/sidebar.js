@@ -6,9 +6,9 @@ function item(conversation, currentId, archivedView) {
   li.dataset.conversationItem = conversation.id;
   li.innerHTML = `<a data-conversation-link data-testid="conversation-link"></a>
     <span class="conversation-actions">
-      <button type="button" data-rename data-testid="rename" aria-label="Rename">Rename</button>
+      <button type="button" data-rename data-testid="rename">Rename</button>
       <button type="button" data-archive data-testid="archive"></button>
-      <button type="button" data-delete data-testid="delete" aria-label="Delete">Delete</button>
+      <button type="button" data-delete data-testid="delete">Delete</button>
     </span>`;
   const link = li.querySelector("a");
   link.href = `/c/${conversation.id}/`;
@@ -37,6 +37,29 @@ export class Sidebar {
         this.load(1);
       }));
     this.list.addEventListener("click", (event) => this.onClick(event));
+    this.setupDrawer();
+  }
+
+  // On a phone the list is a drawer over the conversation: the ☰ and × buttons open and close it,
+  // and so do Escape and a tap beside it; focus moves into it and back to the ☰ button.
+  setupDrawer() {
+    const openButton = this.root.querySelector(".sidebar-open[data-sidebar-toggle]");
+    const sidebar = this.root.querySelector("[data-sidebar]");
+    const setOpen = (open) => {
+      if (open === this.root.classList.contains("drawer-open")) return;
+      this.root.classList.toggle("drawer-open", open);
+      openButton.setAttribute("aria-expanded", String(open));
+      if (open) sidebar.querySelector("[data-new-chat]").focus();
+      else if (sidebar.contains(document.activeElement)) openButton.focus();
+    };
+    this.root.querySelectorAll("[data-sidebar-toggle]").forEach((button) =>
+      button.addEventListener("click", () => setOpen(!this.root.classList.contains("drawer-open"))));
+    sidebar.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && !event.defaultPrevented) setOpen(false);
+    });
+    this.root.querySelector(".conversation").addEventListener("click", (event) => {
+      if (!event.target.closest("[data-sidebar-toggle]")) setOpen(false);
+    });
   }
 
   async load(page) {
@@ -113,9 +136,10 @@ export class Sidebar {
     input.addEventListener("keydown", (event) => {
       if (event.key === "Enter") finish(true);
       if (event.key === "Escape") {
-        event.stopPropagation();
+        event.preventDefault(); // the rename's Escape: not a Stop, and the drawer stays open
         finish(false);
       }
+      if (event.key === "Enter" || event.key === "Escape") link.focus();
     });
     input.addEventListener("blur", () => finish(true));
   }

@@ -25,7 +25,6 @@ def page(browser, chat_server):
     yield page
     page.context.close()
     print(chat_server.log()[-6000:])  # pytest shows it when the test failed
-    print(chat_server.log()[-6000:])  # shown when the test failed
 
 
 def last_answer(page):
@@ -92,7 +91,11 @@ def test_model_html_runs_nothing_and_external_images_are_not_loaded(page, chat_s
     send(page, payload)
     page.wait_for_selector("[data-testid=message][data-role=assistant][data-status=complete]")
     answer = last_answer(page)
-    page.wait_for_timeout(300)  # give any handler a chance to run (it must not)
+    # Every image in the answer has loaded or failed (an onerror would have run by now; it must not).
+    answer.evaluate(
+        "el => Promise.all([...el.querySelectorAll('img')].map(i => i.decode().catch(() => null)))"
+        ".then(() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r))))"
+    )
     assert page.evaluate("window.pwned") is None
     html = answer.locator("[data-testid=message-body]").inner_html()
     assert "onerror" not in html and "<script" not in html and "javascript:" not in html and "<iframe" not in html
@@ -101,6 +104,27 @@ def test_model_html_runs_nothing_and_external_images_are_not_loaded(page, chat_s
     answer.locator("a", has_text="link").click()  # a stripped javascript: link does nothing
     assert page.evaluate("window.pwned") is None
     screenshot(page, "chat-sanitised")
+
+
+def test_titles_with_html_are_text(page):
+    """A title made of the user's HTML (the first words, or a rename) is shown as text everywhere."""
+    send(page, "<img src=x onerror=window.pwned=1> <b>bold</b> [sim:echo]")
+    page.wait_for_selector("[data-testid=message][data-role=assistant][data-status=complete]")
+    current = page.locator(".conversation-item.current")
+    assert current.locator("[data-testid=conversation-link]").inner_text().startswith("<img src=x onerror")
+    assert page.inner_text("[data-testid=conversation-title]").startswith("<img src=x onerror")
+    current.locator("[data-testid=rename]").click()
+    page.fill("[data-testid=rename-input]", '<svg onload="window.pwned=2"></svg><i>renamed</i>')
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[data-testid=conversation-title]:has-text('<i>renamed</i>')")
+    for selector in ("[data-testid=sidebar]", "[data-testid=conversation-title]", "[data-role=user]"):
+        assert page.locator(f"{selector} img, {selector} svg, {selector} b, {selector} i").count() == 0
+    page.reload()
+    page.wait_for_selector(".conversation-item.current [data-testid=conversation-link]:has-text('<i>renamed</i>')")
+    assert page.title().startswith('<svg onload="window.pwned=2">')
+    assert page.locator("[data-testid=sidebar] svg, [data-testid=conversation-title] svg").count() == 0
+    assert page.evaluate("window.pwned") is None
+    assert page.console_errors == []
 
 
 def test_sidebar_rename_and_delete(page, chat_server, screenshot):
@@ -141,9 +165,16 @@ def test_regenerate_edit_branches_and_phone_layout(page, chat_server, screenshot
     assert "Branch me" in page.locator("[data-testid=message][data-role=user]").inner_text()
     page.set_viewport_size({"width": 390, "height": 800})
     screenshot(page, "chat-phone")
+    assert page.locator("[data-testid=conversation-list]").is_hidden(), "the closed drawer is out of Tab's way"
+    composer = page.locator("[data-testid=composer]").bounding_box()
     page.click("[data-testid=sidebar-toggle]")
     page.wait_for_selector("[data-testid=conversation-list]:visible")
+    assert page.locator("[data-testid=composer]").bounding_box() == composer, "the drawer lies over the page"
     screenshot(page, "chat-phone-sidebar")
     page.click("[data-testid=theme-toggle]")
     screenshot(page, "chat-phone-theme")
+    page.focus("[data-testid=new-chat]")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("[data-testid=conversation-list]", state="hidden")
+    assert page.evaluate("document.activeElement.dataset.testid") == "sidebar-toggle"
     assert page.console_errors == []
