@@ -20,10 +20,10 @@ export class Composer {
     this.input.addEventListener("input", () => this.grow());
     this.stopButton.addEventListener("click", () => onStop());
     document.addEventListener("keydown", (event) => {
-      if (event.key === "Escape" && !this.stopButton.hidden) {
-        event.preventDefault();
-        onStop();
-      }
+      if (event.key !== "Escape" || this.stopButton.hidden || event.defaultPrevented) return;
+      if (event.target.closest?.("dialog, .edit-form")) return; // there Escape closes or cancels
+      event.preventDefault();
+      onStop();
     });
   }
 

@@ -66,7 +66,7 @@ export class MessageView {
     this.list = list;
     this.announcer = announcer;
     this.tree = tree;
-    this.actions = actions; // {regenerate(id), edit(id, text), selectBranch(id), resume(message)}
+    this.actions = actions; // {regenerate(id), edit(id, text), selectBranch(leafId)}
     this.elements = new Map();
     this.pending = new Set();
     this.firstTextSeen = new Set();
@@ -81,7 +81,7 @@ export class MessageView {
     const nodes = path.map((message) => this.build(message));
     this.list.replaceChildren(...(keep ? [keep] : []), ...nodes);
     if (keep) keep.hidden = path.length > 0;
-    this.scrollToEnd();
+    this.list.scrollTop = this.list.scrollHeight;
   }
 
   build(message) {
@@ -131,11 +131,12 @@ export class MessageView {
       this.frame = 0;
       const ids = [...this.pending];
       this.pending.clear();
+      const follow = this.nearEnd(); // measured before the text grows
       ids.forEach((id) => {
         const current = this.tree.byId.get(id);
         if (current) this.paint(current);
       });
-      this.scrollToEnd();
+      if (follow) this.list.scrollTop = this.list.scrollHeight;
     });
   }
 
@@ -146,7 +147,7 @@ export class MessageView {
     const body = article.querySelector(".message-body");
     if (message.role === "assistant") {
       body.classList.add("markdown");
-      renderMarkdown(body, message.content);
+      renderMarkdown(body, message.content, { streaming: message.status === "streaming" });
       if (message.content && !this.firstTextSeen.has(message.id) && message.status === "streaming") {
         this.firstTextSeen.add(message.id);
         performance.mark("lapis-first-text", { detail: { message_id: message.id } });
@@ -173,9 +174,10 @@ export class MessageView {
     });
   }
 
-  scrollToEnd() {
-    const nearEnd = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 160;
-    if (nearEnd || this.tree.streaming().length) this.list.scrollTop = this.list.scrollHeight;
+  // Whether the reader is at the end: then new text keeps it there; someone who scrolled up to
+  // read is left where they are.
+  nearEnd() {
+    return this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 160;
   }
 
   announce(text) {
@@ -212,15 +214,22 @@ export class MessageView {
     const body = article.querySelector(".message-body");
     const form = document.createElement("form");
     form.className = "edit-form";
-    form.innerHTML = `<label class="sr-only">Edit your message</label>
-      <textarea rows="3" data-testid="edit-input"></textarea>
+    form.innerHTML = `<label><span class="sr-only">Edit your message</span>
+      <textarea rows="3" data-testid="edit-input"></textarea></label>
       <div class="dialog-actions"><button type="button" data-edit-cancel>Cancel</button>
       <button type="submit" class="primary" data-testid="edit-send">Save and send</button></div>`;
     const textarea = form.querySelector("textarea");
     textarea.value = message.content;
     body.replaceWith(form);
     textarea.focus();
-    form.querySelector("[data-edit-cancel]").addEventListener("click", () => form.replaceWith(body));
+    const cancel = () => {
+      form.replaceWith(body);
+      article.querySelector("[data-edit]")?.focus();
+    };
+    form.querySelector("[data-edit-cancel]").addEventListener("click", cancel);
+    textarea.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") cancel();
+    });
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const text = textarea.value.trim();

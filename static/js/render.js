@@ -55,14 +55,34 @@ function blockedImage(img) {
   return link;
 }
 
+// Highlighting is the costly part of a render, and a streaming answer is rendered once per frame:
+// finished blocks come from this cache, and a block still being written is left plain until its
+// closing fence arrives (or the answer ends).
+const highlighted = new Map();
+const HIGHLIGHT_CACHE_SIZE = 200;
+
+function highlightedHtml(language, text) {
+  const key = `${language}\n${text}`;
+  let html = highlighted.get(key);
+  if (html === undefined) {
+    html = language && hljs.getLanguage(language)
+      ? hljs.highlight(text, { language, ignoreIllegals: true }).value
+      : hljs.highlightAuto(text).value;
+    if (highlighted.size >= HIGHLIGHT_CACHE_SIZE) highlighted.delete(highlighted.keys().next().value);
+    highlighted.set(key, html);
+  }
+  return html;
+}
+
 function highlight(code) {
   const match = /language-([\w+#.-]+)/.exec(code.className);
-  const text = code.textContent;
-  const result = match && hljs.getLanguage(match[1])
-    ? hljs.highlight(text, { language: match[1], ignoreIllegals: true })
-    : hljs.highlightAuto(text);
-  code.innerHTML = result.value; // highlight.js escapes the text it wraps
+  code.innerHTML = highlightedHtml(match ? match[1] : "", code.textContent); // highlight.js escapes the text
   code.classList.add("hljs");
+}
+
+// True when the text ends inside a fenced code block (an odd number of fence lines so far).
+function endsInOpenFence(text) {
+  return ((text || "").match(/^ {0,3}(```|~~~)/gm) || []).length % 2 === 1;
 }
 
 function decorateCode(pre) {
@@ -78,13 +98,16 @@ function decorateCode(pre) {
   wrapper.append(button, pre);
 }
 
-export function renderMarkdown(target, text) {
+// `streaming`: the text is still growing, so a trailing unfinished code block is not highlighted yet.
+export function renderMarkdown(target, text, { streaming = false } = {}) {
   const html = DOMPurify.sanitize(marked.parse(text || ""), PURIFY);
   const template = document.createElement("template"); // inert: nothing loads or runs here
   template.innerHTML = html;
   const content = template.content;
   content.querySelectorAll("img[data-blocked-src]").forEach((img) => img.replaceWith(blockedImage(img)));
-  content.querySelectorAll("pre > code").forEach(highlight);
+  const blocks = [...content.querySelectorAll("pre > code")];
+  if (streaming && endsInOpenFence(text)) blocks.pop();
+  blocks.forEach(highlight);
   content.querySelectorAll("pre").forEach(decorateCode);
   target.replaceChildren(content);
 }
