@@ -25,7 +25,6 @@ def page(browser, media_server):
     yield page
     page.context.close()
     print(media_server.log()[-6000:])  # pytest shows it when the test failed
-    print(media_server.log()[-6000:])  # shown when the test failed
 
 
 def loaded(page, selector):
@@ -38,9 +37,10 @@ def loaded(page, selector):
 
 
 def test_attach_by_file_picker_see_thumbnail_and_answer(page, tmp_path, screenshot):
-    picture = tmp_path / "harbour.png"
+    # File names are shown (alt text, error messages): HTML in them must stay text.
+    picture = tmp_path / "harbour <img src=x onerror=window.pwned=1>.png"
     picture.write_bytes(png(900, 600))
-    bogus = tmp_path / "setup.png"
+    bogus = tmp_path / "setup<svg onload=window.pwned=2>.png"
     bogus.write_bytes(b"MZ\x90\x00 not really a picture")
     page.select_option("[data-testid=model-picker]", "gpt-4o")
     assert page.locator("[data-testid=image-options]").is_hidden()
@@ -49,7 +49,9 @@ def test_attach_by_file_picker_see_thumbnail_and_answer(page, tmp_path, screensh
     page.wait_for_selector("[data-testid=attachment-chip][data-attachment-id]")
     error = page.locator("[data-testid=attach-error]")
     error.wait_for(state="visible")
-    assert "setup.png" in error.inner_text() and "is not a PNG, JPEG, WebP or GIF image" in error.inner_text()
+    assert error.inner_text().startswith("setup<svg onload=window.pwned=2>.png: ")
+    assert "is not a PNG, JPEG, WebP or GIF image" in error.inner_text()
+    assert page.locator("[data-testid=attach-error] svg").count() == 0
     assert page.locator("[data-testid=attachment-chip]").count() == 1
     loaded(page, "[data-testid=attachment-chip] img")
     screenshot(page, "media-attach-tray")
@@ -60,6 +62,8 @@ def test_attach_by_file_picker_see_thumbnail_and_answer(page, tmp_path, screensh
     page.locator("[data-testid=attachment-chip]").first.wait_for(state="detached")
     question = page.locator("[data-testid=message][data-role=user]").last
     loaded(page, "[data-role=user] [data-testid=attachment] img")
+    assert question.locator("[data-testid=attachment] img").get_attribute("alt") == picture.name
+    assert question.locator("img:not([data-testid=attachment] img)").count() == 0
     href = question.locator("[data-testid=attachment] a").get_attribute("href")
     assert href.startswith("/media/") and "thumbnail" not in href
     answer = page.locator("[data-testid=message][data-role=assistant]").last
@@ -70,6 +74,7 @@ def test_attach_by_file_picker_see_thumbnail_and_answer(page, tmp_path, screensh
     page.reload()
     page.wait_for_selector("[data-testid=message][data-role=assistant][data-status=complete]")
     loaded(page, "[data-role=user] [data-testid=attachment] img")
+    assert page.evaluate("window.pwned") is None
     # The refused upload's 400 is the only thing the browser logs.
     assert [e for e in page.console_errors if "status of 400" not in e] == []
 
