@@ -111,6 +111,12 @@ class Generation:
         """The text of the delta frames 1..seq."""
         return "".join(self.relayed)
 
+    def _kept(self, reason):
+        """``reason``, saying the partial answer is kept when there is one."""
+        if self.relayed or self.pending:
+            return f"{reason} The text written before this is kept."
+        return reason
+
     def request_stop(self):
         """Stop reading (closing the upstream request); the text so far is saved as ``stopped``."""
         self.stop_requested = True
@@ -163,11 +169,24 @@ class Generation:
                 "message": f"The model {message.model_key} is no longer configured.",
             }
         branch = await _branch(message)
-        if model.type == "image":
-            return await imagegen.answer_with_image(
-                self, message=message, model=model, prompt=branch[-1].content,
-                options=self.image_options,
-            )
+        try:
+            if model.type == "image":
+                return await imagegen.answer_with_image(
+                    self, message=message, model=model, prompt=branch[-1].content,
+                    options=self.image_options,
+                )
+            return await self._answer(message, model=model, branch=branch, registry=registry)
+        except UpstreamError as exc:
+            error = _upstream_error(exc)
+            error["message"] = self._kept(error["message"])
+            # content_policy: an image model's refusal, the picture's content filter.
+            filtered = exc.code.startswith("content_filter") or exc.code == "content_policy"
+            return (Message.Status.FILTERED if filtered else Message.Status.ERROR), error
+
+    async def _answer(self, message, *, model, branch, registry):
+        """Answer with the chat ``model``: prompt, stream, maybe one tool round; (status, error).
+
+        Raises UpstreamError for ``_read`` to map."""
         images = await vision.add_image_parts(
             branch, owner_id=message.conversation.owner_id, detail=message.conversation.image_detail
         )
@@ -186,30 +205,20 @@ class Generation:
         self.accounting = (model, message.conversation.owner_id, message.conversation_id, messages)
         image_model = imagegen.tool_image_model(model, registry)
         tools = imagegen.tools_for(image_model) if image_model else None
-        try:
-            calls = await self._stream(model, message, messages, tools=tools)
-            if calls:
-                # One tool round: make the picture, then the model continues its answer.
-                follow_up = await imagegen.run_tool_calls(
-                    self, message=message, calls=calls, image_model=image_model,
-                    text_before=self.text,
-                )
-                if self.relayed or self.pending:
-                    self.pending.append("\n\n")
-                await self._stream(
-                    model, message, [*messages, *follow_up], tools=tools, tool_choice="none"
-                )
-        except UpstreamError as exc:
-            error = _upstream_error(exc)
-            if self.text:
-                error["message"] += " The text written before this is kept."
-            filtered = exc.code.startswith("content_filter")
-            return (Message.Status.FILTERED if filtered else Message.Status.ERROR), error
+        calls = await self._stream(model, message, messages, tools=tools)
+        if calls:
+            # One tool round: make the picture, then the model continues its answer.
+            follow_up = await imagegen.run_tool_calls(
+                self, message=message, calls=calls, image_model=image_model, text_before=self.text,
+            )
+            if self.relayed or self.pending:
+                self.pending.append("\n\n")
+            await self._stream(
+                model, message, [*messages, *follow_up], tools=tools, tool_choice="none"
+            )
         if self.finish_reason == "content_filter":
-            message = _filter_message("Azure's content filter stopped the answer", self.filter_results)
-            if self.text:
-                message += " The text written before this is kept."
-            return Message.Status.FILTERED, {"code": "content_filter_answer", "message": message}
+            reason = _filter_message("Azure's content filter stopped the answer", self.filter_results)
+            return Message.Status.FILTERED, {"code": "content_filter_answer", "message": self._kept(reason)}
         return Message.Status.COMPLETE, None
 
     async def _stream(self, model, message, messages, *, tools=None, tool_choice=None):

@@ -72,19 +72,15 @@ def clean_options(model, options):
 
 
 async def answer_with_image(generation, *, message, model, prompt, options):
-    """Generate the picture for ``message`` (an assistant message); return (status, error)."""
+    """Generate the picture for ``message`` (an assistant message); return (status, error).
+
+    Raises UpstreamError, which the generation maps like a chat model's."""
     from apps.chat.models import Message
 
     try:
         attachment = await _generate_and_store(
             message=message, model=model, prompt=prompt, options=options
         )
-    except UpstreamError as exc:
-        if exc.code == "content_policy":
-            return Message.Status.FILTERED, {"code": exc.code, "message": exc.message}
-        return Message.Status.ERROR, {
-            "code": exc.code, "message": exc.message, "detail": exc.admin_detail or ""
-        }
     except ImageRejected as exc:
         return Message.Status.ERROR, {"code": "bad_image", "message": f"Lapis refused {exc.message}."}
     await publish_attachment(generation, message, attachment)
