@@ -29,7 +29,6 @@ from apps.chat.budget import record_usage
 from apps.chat.models import Message, Purpose
 from apps.chat.prompts import PromptTooLong
 from apps.chat.selectors import branch_to
-from apps.chat.signals import answer_finished
 from apps.chat.summaries import prepare_prompt
 
 logger = logging.getLogger("lapis.chat")
@@ -320,12 +319,6 @@ class Generation:
         )
         if error and error.get("detail"):
             logger.warning("Answer %s failed: %s", self.message_id, error["detail"])
-        results = await answer_finished.asend_robust(
-            sender=Message, message_id=self.message_id, status=status
-        )
-        for receiver, result in results:
-            if isinstance(result, Exception):
-                logger.error("answer_finished receiver %r failed: %r", receiver, result)
 
     async def _listen(self, channel):
         while True:

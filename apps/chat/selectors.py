@@ -10,20 +10,8 @@ def conversation_for(*, user, conversation_id):
     return Conversation.objects.filter(owner=user, id=conversation_id).first()
 
 
-async def aconversation_for(*, user, conversation_id):
-    return await Conversation.objects.filter(owner=user, id=conversation_id).afirst()
-
-
-def message_for(*, user, message_id):
-    """The message with that id if its conversation belongs to ``user``, else None."""
-    return (
-        Message.objects.select_related("conversation")
-        .filter(id=message_id, conversation__owner=user)
-        .first()
-    )
-
-
 async def amessage_for(*, user, message_id):
+    """The message with that id if its conversation belongs to ``user``, else None."""
     return await (
         Message.objects.select_related("conversation")
         .filter(id=message_id, conversation__owner=user)
