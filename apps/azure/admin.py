@@ -37,7 +37,7 @@ class LoadForm(forms.Form):
             if upload.size > MAX_BYTES:
                 raise forms.ValidationError(f"The file is larger than {MAX_BYTES // 1024} KB.")
             try:
-                data["yaml"] = upload.read().decode("utf-8")
+                data["yaml"] = upload.read().decode("utf-8").replace("\r\n", "\n")
             except UnicodeDecodeError:
                 raise forms.ValidationError("The file is not UTF-8 text.") from None
             data["source"] = "admin_upload"
