@@ -1,6 +1,6 @@
 """The chat page and the JSON endpoints behind it; every object is looked up with its owner.
 
-Another user's conversation is a 404, exactly like one that does not exist. Writes are POST (or
+Another user's conversation is a 404 (a JSON one from the API), exactly like one that does not exist. Writes are POST (or
 DELETE) and go through Django's CSRF check; the page's JavaScript sends the token in X-CSRFToken.
 """
 
@@ -39,11 +39,12 @@ def _error(message, status=400):
     return JsonResponse({"error": message}, status=status)
 
 
+NOT_FOUND = "No such conversation."
+
+
 def _owned_conversation(request, conversation_id):
-    conversation = selectors.conversation_for(user=request.user, conversation_id=conversation_id)
-    if conversation is None:
-        raise Http404("No such conversation.")
-    return conversation
+    """The user's conversation, or None: another user's is exactly like one that does not exist."""
+    return selectors.conversation_for(user=request.user, conversation_id=conversation_id)
 
 
 IMAGE_SECTION = "Image generation"
@@ -80,6 +81,8 @@ def chat_page(request, conversation_id=None):
     conversation = None
     if conversation_id is not None:
         conversation = _owned_conversation(request, conversation_id)
+        if conversation is None:
+            raise Http404(NOT_FOUND)
     registry = get_registry()
     groups = _model_groups(registry)
     chat_models = registry.chat_models()
@@ -117,29 +120,34 @@ def conversation_list(request):
 def conversation_detail(request, conversation_id):
     """GET: the conversation and every message of every branch; DELETE: delete it."""
     conversation = _owned_conversation(request, conversation_id)
+    if conversation is None:
+        return _error(NOT_FOUND, status=404)
     if request.method == "DELETE":
         services.delete_conversation(conversation=conversation)
         return JsonResponse({"deleted": str(conversation_id)})
     messages = selectors.conversation_messages(conversation=conversation)
     images = attachments_by_message(owner=request.user, message_ids=[m.id for m in messages])
+    data = conversation_to_dict(conversation)
     return JsonResponse(
         {
-            "conversation": conversation_to_dict(conversation),
+            "conversation": data,
             "messages": [
                 message_to_dict(m, for_staff=request.user.is_staff, attachments=images.get(m.id, ()))
                 for m in messages
             ],
-            "current_leaf_id": conversation_to_dict(conversation)["current_leaf_id"],
+            "current_leaf_id": data["current_leaf_id"],
         }
     )
 
 
 def _write_view(handler):
-    """POST + owner check + JSON body + clear 400s for bad input."""
+    """POST + owner check (JSON 404) + JSON body + clear 400s for bad input."""
 
     @require_POST
     def view(request, conversation_id):
         conversation = _owned_conversation(request, conversation_id)
+        if conversation is None:
+            return _error(NOT_FOUND, status=404)
         try:
             conversation = handler(conversation, _json_body(request))
         except (BadRequest, services.InvalidSettings) as exc:

@@ -12,6 +12,10 @@ export function createApi(root) {
       options.body = JSON.stringify(body || {});
     }
     const response = await fetch(base + path, options);
+    if (response.redirected && new URL(response.url).pathname === "/login/") {
+      location.assign("/login/?next=" + encodeURIComponent(location.pathname)); // signed out meanwhile
+      throw new Error("You are signed out.");
+    }
     let data = null;
     try {
       data = await response.json();
