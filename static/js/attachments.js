@@ -6,13 +6,12 @@ const MAX = 10;
 const UPLOAD_URL = "/media/uploads/";
 
 export class AttachmentTray {
-  constructor({ root, form, csrf, onChange }) {
+  constructor({ root, form, csrf }) {
     this.tray = form.querySelector("[data-attachment-tray]");
     this.errorEl = form.querySelector("[data-attach-error]");
     this.input = form.querySelector("[data-attach-input]");
     this.button = form.querySelector("[data-attach]");
     this.csrf = csrf;
-    this.onChange = onChange || (() => {});
     this.items = []; // {key, name, id|null, element}
     this.button.addEventListener("click", () => this.input.click());
     this.input.addEventListener("change", () => {
@@ -90,7 +89,6 @@ export class AttachmentTray {
     item.element.dataset.attachmentId = data.id;
     item.element.classList.remove("uploading");
     item.element.querySelector("img").src = data.thumbnail_url;
-    this.onChange();
   }
 
   buildChip(item, previewUrl) {
@@ -119,7 +117,6 @@ export class AttachmentTray {
   render() {
     this.tray.replaceChildren(...this.items.map((i) => i.element));
     this.tray.hidden = this.items.length === 0;
-    this.onChange();
   }
 
   uploading() {
