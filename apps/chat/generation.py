@@ -149,10 +149,12 @@ class Generation:
             logger.exception("Generation %s failed", self.message_id)
             status, error = Message.Status.ERROR, _internal_error(exc)
         finally:
-            listener.cancel()
-            relay.cancel()
-            # Wait for both to end so a frame or checkpoint half-sent cannot follow ``done``.
-            await asyncio.gather(listener, relay, return_exceptions=True)
+            # Cancel both between frames (a delta cancelled half-published would be lost while
+            # its seq counts), and wait for them so nothing they send can follow ``done``.
+            async with self.flushing:
+                listener.cancel()
+                relay.cancel()
+                await asyncio.gather(listener, relay, return_exceptions=True)
             await self.layer.group_discard(control_group(self.message_id), control_channel)
             await self._flush()
             await self._finish(status, error)
