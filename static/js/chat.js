@@ -143,11 +143,15 @@ function showBadge() {
   badge.hidden = !(option && option.dataset.simulated === "1");
 }
 
+function showTitle(title) {
+  titleEl.textContent = title;
+  document.title = `${title} · Lapis`;
+}
+
 function setConversation(conversation) {
   state.conversation = conversation;
   state.conversationId = conversation.id;
-  titleEl.textContent = conversation.title;
-  document.title = `${conversation.title} · Lapis`;
+  showTitle(conversation.title);
   settingsButton.hidden = false;
   if (conversation.model_key && [...picker.options].some((o) => o.value === conversation.model_key)) {
     picker.value = conversation.model_key;
@@ -203,10 +207,7 @@ const handlers = {
   },
   title: (frame) => {
     sidebar.setTitle(frame.conversation_id, frame.title);
-    if (frame.conversation_id === state.conversationId) {
-      titleEl.textContent = frame.title;
-      document.title = `${frame.title} · Lapis`;
-    }
+    if (frame.conversation_id === state.conversationId) showTitle(frame.title);
   },
   delta: (frame) => {
     const message = tree.byId.get(frame.message_id);
@@ -247,7 +248,7 @@ const handlers = {
     view.update(message);
     refreshStreaming();
     contextMeter.refresh(state.conversationId);
-    view.announce(frame.error ? `Answer ${frame.status}: ${describeError(frame.error)}` : `Answer ${frame.status === "complete" ? "complete" : frame.status}.`);
+    view.announce(frame.error ? `Answer ${frame.status}: ${describeError(frame.error)}` : `Answer ${frame.status}.`);
   },
   error: (frame) => {
     const message = frame.message_id && tree.byId.get(frame.message_id);
