@@ -54,13 +54,17 @@ def test_four_failures_still_allow_the_right_password(client, alice):
 
 
 def test_window_expiry_lets_the_account_in_again(client, alice, settings):
-    settings.LOGIN_FAILURE_WINDOW = 1
-    for _ in range(5):
-        attempt(client, "alice", "wrong")
-    assert "Too many failed" in attempt(client, "alice", PASSWORD).content.decode()
     import time
 
-    time.sleep(1.2)
+    from apps.accounts.throttle import record_failure
+
+    # The failures are recorded directly: five password hashes on a loaded machine can outlast a
+    # short window, and the window, not the form, is what this test is about.
+    settings.LOGIN_FAILURE_WINDOW = 3
+    for _ in range(5):
+        record_failure(username="alice", address=None)
+    assert "Too many failed" in attempt(client, "alice", PASSWORD).content.decode()
+    time.sleep(3.2)
     assert attempt(client, "alice", PASSWORD).status_code == 302
 
 
