@@ -12,14 +12,11 @@
 import asyncio
 import logging
 
-from django.http import Http404, JsonResponse
-from django.views.decorators.http import require_GET
-
 from apps.azure.registry import get_registry
 from apps.azure.tokens import count_messages, count_text
 from apps.chat.models import BackgroundCallFailure, Message, UsageRecord
 from apps.chat.prompts import PromptTooLong, build_prompt, output_budget
-from apps.chat.selectors import branch_to, conversation_for
+from apps.chat.selectors import branch_to
 
 logger = logging.getLogger("lapis.chat")
 
@@ -125,17 +122,3 @@ def context_usage(*, conversation):
             "created": summary.created.isoformat(),
         },
     }
-
-
-@require_GET
-def context_view(request, conversation_id):
-    """GET: how full the conversation's context is (see ``context_usage``); owner only."""
-    conversation = conversation_for(user=request.user, conversation_id=conversation_id)
-    if conversation is None:
-        raise Http404("No such conversation.")
-    data = context_usage(conversation=conversation)
-    if data is None:
-        return JsonResponse(
-            {"error": f"The model {conversation.model_key} is no longer configured."}, status=409
-        )
-    return JsonResponse(data)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.chat import budget, views
+from apps.chat import views
 
 app_name = "chat"
 urlpatterns = [
@@ -22,7 +22,7 @@ urlpatterns = [
     path("api/chat/conversations/<uuid:conversation_id>/leaf", views.select_leaf, name="api-leaf"),
     path(
         "api/chat/conversations/<uuid:conversation_id>/context",
-        budget.context_view,
+        views.context,
         name="api-context",
     ),
 ]

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.azure.registry import get_registry
 from apps.chat import protocol, selectors, services
+from apps.chat.budget import context_usage
 from apps.chat.imagegen import picker_models
 from apps.chat.serializers import conversation_to_dict, message_to_dict
 from apps.media.selectors import attachments_by_message
@@ -211,3 +212,15 @@ def _string(data, name):
     if not isinstance(value, str):
         raise BadRequest(f"{name} must be a string.")
     return value
+
+
+@require_GET
+def context(request, conversation_id):
+    """GET: how full the conversation's context is (see ``budget.context_usage``)."""
+    conversation = _owned_conversation(request, conversation_id)
+    if conversation is None:
+        return _error(NOT_FOUND, status=404)
+    data = context_usage(conversation=conversation)
+    if data is None:
+        return _error(f"The model {conversation.model_key} is no longer configured.", status=409)
+    return JsonResponse(data)
