@@ -324,21 +324,6 @@ def test_selectors_are_owner_scoped(client_for, owner):
     assert selectors.get_owned_attachment(owner=mallory, attachment_id=mine) is None
 
 
-def test_attachment_partial_renders_without_inline_code(client_for, owner):
-    from django.template.loader import render_to_string
-
-    from apps.azure.images import GeneratedImage
-
-    generated = GeneratedImage(data=imagefiles.png(), content_type="image/png", revised_prompt="<b>bold</b>")
-    attachment = images.store_generated_image(
-        owner=owner, conversation=None, generated=generated, prompt="p", model_key="dall-e-3"
-    )
-    html = render_to_string("media/attachment.html", {"attachment": attachment})
-    assert f'src="/media/{attachment.pk}/thumbnail/"' in html
-    assert "&lt;b&gt;bold&lt;/b&gt;" in html and "<b>" not in html
-    assert "?download=1" in html and "<script" not in html and "style=" not in html
-
-
 def test_large_images_are_streamed_from_the_file(client_for, monkeypatch):
     from apps.media import views
 
