@@ -1,14 +1,15 @@
 """The chat page and the JSON endpoints behind it; every object is looked up with its owner.
 
-Another user's conversation is a 404 (a JSON one from the API), exactly like one that does not exist. Writes are POST (or
-DELETE) and go through Django's CSRF check; the page's JavaScript sends the token in X-CSRFToken.
+Another user's conversation is a 404 (a JSON one from the API), exactly like one that does not
+exist. Writes are POST and go through Django's CSRF check; the page's JavaScript sends the token
+in X-CSRFToken.
 """
 
 import json
 
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from apps.azure.registry import get_registry
 from apps.chat import protocol, selectors, services
@@ -117,15 +118,12 @@ def conversation_list(request):
     )
 
 
-@require_http_methods(["GET", "DELETE"])
+@require_GET
 def conversation_detail(request, conversation_id):
-    """GET: the conversation and every message of every branch; DELETE: delete it."""
+    """GET: the conversation and every message of every branch (deleting is POST …/delete)."""
     conversation = _owned_conversation(request, conversation_id)
     if conversation is None:
         return _error(NOT_FOUND, status=404)
-    if request.method == "DELETE":
-        services.delete_conversation(conversation=conversation)
-        return JsonResponse({"deleted": str(conversation_id)})
     messages = selectors.conversation_messages(conversation=conversation)
     images = attachments_by_message(owner=request.user, message_ids=[m.id for m in messages])
     data = conversation_to_dict(conversation)
