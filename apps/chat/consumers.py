@@ -17,7 +17,7 @@ from apps.chat.exchange import (
 )
 from apps.chat.generation import (
     answer_group,
-    control_group,
+    control_channel,
     running_generation,
     start_generation,
     user_group,
@@ -105,12 +105,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_final(message)  # already over: tell this socket how it ended
             return
         local = running_generation(message.id)
-        if local is not None:  # running here: stop at once, even before it joined its group
+        if local is not None:  # running here: stop at once
             local.request_stop()
         else:
-            await self.channel_layer.group_send(
-                control_group(message.id), {"type": "generation.stop"}
-            )
+            await self.channel_layer.send(control_channel(message.id), {"type": "generation.stop"})
 
     async def on_resume(self, frame):
         message = await self._owned(frame.message_id)
@@ -119,8 +117,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_final(message)
             return
         self.snapshots_awaited.add(str(message.id))
-        await self.channel_layer.group_send(
-            control_group(message.id),
+        await self.channel_layer.send(
+            control_channel(message.id),
             {"type": "generation.snapshot", "reply_channel": self.channel_name},
         )
         fallback = asyncio.create_task(self._snapshot_fallback(message.id))

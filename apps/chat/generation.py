@@ -5,8 +5,9 @@ so a socket that goes away does not stop it. It talks to sockets only through th
 
 - ``answer.<message id>``: the group of sockets watching the answer; gets ``delta`` frames
   (coalesced every FRAME_INTERVAL) and the final ``done``.
-- ``control.<message id>``: the generation's own group; gets ``generation.stop`` (from any
-  process) and ``generation.snapshot`` (a socket asking for the text so far, for ``resume``).
+- ``generation.<message id>``: the generation's own channel, which any process can send to; gets
+  ``generation.stop`` and ``generation.snapshot`` (a socket asking for the text so far, for
+  ``resume``). A stop sent before the generation listens waits there for it.
 
 The database holds the truth: the text is checkpointed at most every CHECKPOINT_INTERVAL, with a
 heartbeat when nothing changes, and the final state is written once.
@@ -47,8 +48,14 @@ def answer_group(message_id):
     return f"answer.{message_id}"
 
 
-def control_group(message_id):
-    return f"control.{message_id}"
+def control_channel(message_id):
+    """The generation's channel, named by its answer so that any process can reach it.
+
+    A plain channel, not a process-local one (``new_channel``): channels_redis reads every
+    process-local channel of a process with one shared blocking pop, and cancelling the listener
+    in the middle of that pop at the end of an answer can drop a frame meant for a socket.
+    """
+    return f"generation.{message_id}"
 
 
 def user_group(user_id):
@@ -123,11 +130,7 @@ class Generation:
             self.reader.cancel()
 
     async def run(self):
-        # The default prefix on purpose: channels_redis reads every process-local channel of one
-        # prefix with one blocking pop, so a second prefix would hold up the sockets' messages.
-        control_channel = await self.layer.new_channel()
-        await self.layer.group_add(control_group(self.message_id), control_channel)
-        listener = asyncio.create_task(self._listen(control_channel))
+        listener = asyncio.create_task(self._listen(control_channel(self.message_id)))
         relay = asyncio.create_task(self._relay())
         status, error = Message.Status.COMPLETE, None
         try:
@@ -155,7 +158,6 @@ class Generation:
                 listener.cancel()
                 relay.cancel()
                 await asyncio.gather(listener, relay, return_exceptions=True)
-            await self.layer.group_discard(control_group(self.message_id), control_channel)
             await self._flush()
             await self._finish(status, error)
 
