@@ -1,5 +1,6 @@
 """Images in the chat in a real Chromium: attach by the file picker, and generate with an image model."""
 
+import base64
 import json
 
 import pytest
@@ -77,6 +78,42 @@ def test_attach_by_file_picker_see_thumbnail_and_answer(page, tmp_path, screensh
     assert page.evaluate("window.pwned") is None
     # The refused upload's 400 is the only thing the browser logs.
     assert [e for e in page.console_errors if "status of 400" not in e] == []
+
+
+DROP_AND_PASTE = """
+async ([kind, b64, name]) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const data = new DataTransfer();
+  data.items.add(new File([bytes], name, { type: "image/png" }));
+  if (kind === "drop") {
+    const root = document.querySelector("[data-chat]");
+    root.dispatchEvent(new DragEvent("dragover", { dataTransfer: data, bubbles: true, cancelable: true }));
+    root.dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+  } else {
+    const input = document.querySelector("[data-testid=composer-input]");
+    input.dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true }));
+  }
+}
+"""
+
+
+def test_attach_by_drag_and_drop_and_by_paste(page, screenshot):
+    page.select_option("[data-testid=model-picker]", "gpt-4o")
+    picture = base64.b64encode(png(320, 200)).decode()
+    page.evaluate(DROP_AND_PASTE, ["drop", picture, "dropped.png"])
+    page.evaluate(DROP_AND_PASTE, ["paste", picture, "pasted.png"])
+    chips = page.locator("[data-testid=attachment-chip][data-attachment-id]")
+    chips.nth(1).wait_for()
+    assert chips.count() == 2
+    loaded(page, "[data-testid=attachment-chip] img")
+    screenshot(page, "media-drop-and-paste")
+    page.fill("[data-testid=composer-input]", "Two pictures [sim:report]")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[data-testid=message][data-role=assistant][data-status=complete]")
+    answer = page.locator("[data-testid=message][data-role=assistant]").last
+    report = json.loads(answer.locator("[data-testid=message-body]").inner_text().split("REPORT ", 1)[1])
+    assert report["images"] == 2
+    assert page.console_errors == []
 
 
 def test_generate_an_image_and_see_it_inline(page, screenshot):
