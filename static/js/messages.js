@@ -240,9 +240,9 @@ export class MessageView {
   }
 }
 
+// The server's message already says when to retry (error.retry_after is for programs).
 export function describeError(error) {
   let text = error.message || "Something went wrong.";
-  if (error.retry_after) text += ` You can try again in about ${Math.ceil(error.retry_after)} s.`;
   if (error.detail) text += ` (admin: ${error.detail})`;
   return text;
 }

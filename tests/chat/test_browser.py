@@ -178,3 +178,20 @@ def test_regenerate_edit_branches_and_phone_layout(page, chat_server, screenshot
     page.wait_for_selector("[data-testid=conversation-list]", state="hidden")
     assert page.evaluate("document.activeElement.dataset.testid") == "sidebar-toggle"
     assert page.console_errors == []
+
+
+def test_upstream_errors_say_what_happened(page, screenshot):
+    """A rate limit says when to retry (once); a prompt blocked by the filter says it was the filter."""
+    send(page, "Hello [sim:429 retry_after=2]")  # the SDK's two retries wait 2 s each first
+    error = page.locator("[data-testid=message][data-role=assistant][data-status=error] [data-testid=message-error]")
+    error.wait_for()
+    text = error.inner_text()
+    assert "rate limit" in text and text.count("2 second") == 1 and " s." not in text
+    send(page, "Something [sim:filter_prompt category=violence severity=high]")
+    filtered = page.locator(
+        "[data-testid=message][data-role=assistant][data-status=filtered] [data-testid=message-error]"
+    )
+    filtered.wait_for()
+    assert "content filter blocked your message: violence (severity high)" in filtered.inner_text()
+    screenshot(page, "chat-upstream-errors")
+    assert [e for e in page.console_errors if "status of" not in e] == []
