@@ -300,8 +300,9 @@ async def stream_reply(ex, request, plan, *, headers, azure, include_usage, prom
                 return
             if name == "filter_answer":
                 finish = "content_filter"
-                finish_filter = wire.severity_results(category="violence", severity="medium",
-                                                      filtered=True)
+                finish_filter = wire.severity_results(
+                    category=marker.args.get("category", "violence"),
+                    severity=marker.args.get("severity", "medium"), filtered=True)
         if finish == "content_filter" or index == len(chunks):
             break
         if index and not await ex.pause(gap):
@@ -335,7 +336,8 @@ def full_response(request, plan, *, azure, prompt_tokens, completion_tokens):
     if marker := find(request.markers, "filter_answer"):
         text = "".join(plan.pieces[: marker.int_arg("after") or 0])
         finish = "content_filter"
-        filters = wire.severity_results(category="violence", severity="medium", filtered=True)
+        filters = wire.severity_results(category=marker.args.get("category", "violence"),
+                                        severity=marker.args.get("severity", "medium"), filtered=True)
     completion = request.kind == "completion"
     choice = {"index": 0, "finish_reason": finish, "logprobs": None}
     if completion:

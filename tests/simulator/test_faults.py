@@ -117,6 +117,15 @@ async def test_answer_filter(azure_simulator):
     assert whole.choices[0].message.content == content_of(chunks)
 
 
+async def test_answer_filter_names_the_category_asked_for(azure_simulator):
+    async with azure_client(azure_simulator) as client:
+        stream = await client.chat.completions.create(
+            model="gpt-4o", messages=user("[sim:filter_answer after=1 category=hate severity=high]"),
+            stream=True)
+        finish = (await collect(stream))[-1].choices[0]
+    assert finish.model_extra["content_filter_results"]["hate"] == {"filtered": True, "severity": "high"}
+
+
 async def test_drop_raises_api_connection_error(azure_simulator):
     prompt, tag = tagged("[sim:drop after=2] [sim:words 80]")
     received = []
