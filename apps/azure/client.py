@@ -92,6 +92,30 @@ def _entra_token_provider():
     return get_bearer_token_provider(credential, ENTRA_SCOPE)
 
 
+# The SDK retries a 429 or 503 after the wait the service asks for, up to two minutes per
+# attempt, while the user sees nothing. Lapis retries only short waits; a longer one is reported
+# at once with when to try again.
+MAX_RETRY_WAIT = 10.0
+
+
+class _ShortWaitsOnly:
+    """Mixed into the SDK clients: no retry when ``retry-after`` exceeds MAX_RETRY_WAIT."""
+
+    def _should_retry(self, response):
+        retry_after = self._parse_retry_after_header(response.headers)
+        if retry_after is not None and retry_after > MAX_RETRY_WAIT:
+            return False
+        return super()._should_retry(response)
+
+
+class AzureClient(_ShortWaitsOnly, openai.AsyncAzureOpenAI):
+    pass
+
+
+class OpenAIClient(_ShortWaitsOnly, openai.AsyncOpenAI):
+    pass
+
+
 def client_for(spec, *, http_client=None):
     """The SDK client for ``spec``'s target: cached per target and event loop.
 
@@ -112,7 +136,7 @@ def client_for(spec, *, http_client=None):
             api_key = target.api_key.reveal()
             headers["api-key"] = api_key
         query = {"api-version": target.api_version} if target.api_version else None
-        client = openai.AsyncOpenAI(
+        client = OpenAIClient(
             base_url=target.base_url.reveal(), api_key=api_key, default_query=query, **options
         )
     else:
@@ -126,7 +150,7 @@ def client_for(spec, *, http_client=None):
             if target.uses_endpoint
             else {"base_url": target.base_url.reveal()}
         )
-        client = openai.AsyncAzureOpenAI(api_version=target.api_version, **where, **auth, **options)
+        client = AzureClient(api_version=target.api_version, **where, **auth, **options)
     if http_client is None:
         _clients[cache_key] = client
     return client
@@ -434,7 +458,9 @@ def map_error(exc, model):
         )
     if isinstance(exc, openai.RateLimitError):
         retry = _retry_after(response)
-        when = f"in {retry:g} seconds" if retry is not None else "in a moment"
+        when = (
+            f"in {retry:g} second{'' if retry == 1 else 's'}" if retry is not None else "in a moment"
+        )
         return UpstreamError(
             "rate_limited", f"The model is busy (rate limit reached). Try again {when}.",
             admin_detail=f"{where}: 429 {upstream_message}", retry_after=retry, status=status,

@@ -182,11 +182,11 @@ def test_regenerate_edit_branches_and_phone_layout(page, chat_server, screenshot
 
 def test_upstream_errors_say_what_happened(page, screenshot):
     """A rate limit says when to retry (once); a prompt blocked by the filter says it was the filter."""
-    send(page, "Hello [sim:429 retry_after=2]")  # the SDK's two retries wait 2 s each first
+    send(page, "Hello [sim:429 retry_after=30]")  # a long wait: reported at once, not retried
     error = page.locator("[data-testid=message][data-role=assistant][data-status=error] [data-testid=message-error]")
     error.wait_for()
     text = error.inner_text()
-    assert "rate limit" in text and text.count("2 second") == 1 and " s." not in text
+    assert "rate limit" in text and text.count("30 second") == 1 and " s." not in text
     send(page, "Something [sim:filter_prompt category=violence severity=high]")
     filtered = page.locator(
         "[data-testid=message][data-role=assistant][data-status=filtered] [data-testid=message-error]"

@@ -21,7 +21,7 @@ async def ask(open_socket, client, text, model="gpt-4o"):
 @pytest.mark.parametrize(
     ("marker", "status", "code", "words"),
     [
-        ("[sim:429 retry_after=1]", "error", "rate_limited", "Try again in 1 seconds"),
+        ("[sim:429 retry_after=1]", "error", "rate_limited", "Try again in 1 second."),
         ("[sim:filter_prompt category=violence severity=high]", "filtered", "content_filter_prompt", "violence"),
         ("[sim:filter_answer after=3]", "filtered", "content_filter_answer", "content filter"),
         ("[sim:stall after=3]", "error", "upstream_stalled", "stopped answering"),
@@ -50,6 +50,22 @@ async def test_fault_maps_to_status_and_message(chat_config, user_a, open_socket
         assert done["error"]["retry_after"] == 1
     if code == "content_filter_prompt":
         assert "high" in stored.error_message
+
+
+async def test_short_rate_limit_waits_are_retried_long_ones_reported_at_once(
+    chat_config, user_a, open_socket, azure_simulator
+):
+    azure_simulator.reset()
+    done, stored, _ = await ask(open_socket, user_a[1], "Soon [sim:429 retry_after=1 times=1]")
+    assert done["status"] == "complete"
+    assert len(azure_simulator.requests(deployment="gpt-4o")) == 2  # the 429, then the retry
+
+    azure_simulator.reset()
+    _, client = await ado(make_user_and_client, "carol")
+    done, stored, _ = await ask(open_socket, client, "Later [sim:429 retry_after=45]")
+    assert done["status"] == "error" and done["error"]["retry_after"] == 45
+    assert "Try again in 45 seconds." in stored.error_message
+    assert len(azure_simulator.requests(deployment="gpt-4o")) == 1  # no silent 45 s waits
 
 
 async def test_context_too_long_is_reported(chat_config, user_a, open_socket):
