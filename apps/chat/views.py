@@ -184,11 +184,9 @@ def delete(conversation, data):
 
 @_write_view
 def update_settings(conversation, data):
-    """{system_prompt?, temperature?, max_output_tokens?, model_key?}; null clears a number."""
-    settings = {
-        name: data[name] for name in ("system_prompt", "temperature", "max_output_tokens", "model_key")
-        if name in data
-    }
+    """{system_prompt?, temperature?, max_output_tokens?, image_detail?, model_key?}; null clears
+    a number."""
+    settings = {name: data[name] for name in services.SETTINGS_FIELDS if name in data}
     unknown = set(data) - set(settings)
     if unknown:
         raise BadRequest(f"Unknown setting(s): {', '.join(sorted(unknown))}.")

@@ -1,4 +1,5 @@
-// Per-conversation settings (system prompt, temperature, max output tokens) and the theme toggle.
+// Per-conversation settings (system prompt, temperature, max output tokens, image detail) and the
+// theme toggle.
 
 const THEME_KEY = "lapis-theme";
 
@@ -45,6 +46,7 @@ export class SettingsPanel {
     this.form.system_prompt.value = conversation.system_prompt || "";
     this.form.temperature.value = conversation.temperature ?? "";
     this.form.max_output_tokens.value = conversation.max_output_tokens ?? "";
+    this.form.image_detail.value = conversation.image_detail || "auto";
     this.error.hidden = true;
     this.dialog.showModal();
   }
@@ -57,6 +59,7 @@ export class SettingsPanel {
         system_prompt: this.form.system_prompt.value,
         temperature: number(this.form.temperature.value),
         max_output_tokens: number(this.form.max_output_tokens.value),
+        image_detail: this.form.image_detail.value,
       });
       this.onSaved(data.conversation);
       this.dialog.close();

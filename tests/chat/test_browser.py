@@ -1,5 +1,6 @@
 """The chat in a real Chromium against a live Lapis server whose models are the simulator."""
 
+import json
 import re
 
 import pytest
@@ -195,3 +196,29 @@ def test_upstream_errors_say_what_happened(page, screenshot):
     assert "content filter blocked your message: violence (severity high)" in filtered.inner_text()
     screenshot(page, "chat-upstream-errors")
     assert [e for e in page.console_errors if "status of" not in e] == []
+
+
+def test_conversation_settings_reach_the_model(page, screenshot):
+    send(page, "First question")
+    page.wait_for_selector("[data-testid=message][data-role=assistant][data-status=complete]")
+    page.click("[data-testid=settings-open]")
+    page.fill("[data-testid=settings-system-prompt]", "Answer like a ship's captain, briefly.")
+    page.fill("[data-testid=settings-temperature]", "0.4")
+    page.select_option("[data-testid=settings-image-detail]", "low")
+    screenshot(page, "chat-settings")
+    page.click("[data-testid=settings-save]")
+    page.locator("[data-testid=settings-panel]").wait_for(state="hidden")
+    send(page, "Second question [sim:report]")
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=message][data-role=assistant][data-status=complete]').length >= 2"
+    )
+    body = page.locator("[data-testid=message][data-role=assistant]").last.locator("[data-testid=message-body]")
+    report = json.loads(body.inner_text().split("REPORT ", 1)[1])
+    assert report["system"].startswith("Answer like a ship's captain")
+    assert report["params"]["temperature"] == 0.4
+    page.reload()
+    page.wait_for_selector("[data-testid=message][data-role=assistant][data-status=complete]")
+    page.click("[data-testid=settings-open]")
+    assert page.input_value("[data-testid=settings-image-detail]") == "low"
+    assert page.input_value("[data-testid=settings-temperature]") == "0.4"
+    assert page.console_errors == []

@@ -93,6 +93,8 @@ def test_http_api_list_rename_archive_settings_delete(chat_config, user_a):
     assert "whole number" in post("settings", {"max_output_tokens": "lots"}).json()["error"]
     assert "not a configured model" in post("settings", {"model_key": "nope"}).json()["error"]
     assert "Unknown setting" in post("settings", {"colour": "blue"}).json()["error"]
+    assert post("settings", {"image_detail": "low"}).json()["conversation"]["image_detail"] == "low"
+    assert post("settings", {"image_detail": "tiny"}).json()["error"] == "Image detail must be auto, low or high."
     assert client.post(base + "rename", "{not json", content_type="application/json").json()["error"] == (
         "The request body is not valid JSON."
     )
