@@ -253,11 +253,13 @@ class Registry:
 
 EMPTY = Registry()
 _lock = threading.Lock()
-_state = {"registry": EMPTY, "checked": 0.0}
+# "unusable": the id of an active version this process could not use (kept so that it is not
+# parsed again every CHECK_INTERVAL).
+_state = {"registry": EMPTY, "checked": 0.0, "unusable": None}
 
 
 def registry_from_text(text, *, version_id=None, environ=None):
-    """Build a Registry from YAML text; an unusable text gives the empty registry (logged)."""
+    """A Registry from YAML text, or None when the text can't be used here (errors logged)."""
     from apps.azure.config import parse_config
 
     result = parse_config(text, environ=environ)
@@ -267,7 +269,7 @@ def registry_from_text(text, *, version_id=None, environ=None):
             version_id,
             "\n".join(str(problem) for problem in result.errors),
         )
-        return Registry(version_id=version_id)
+        return None
     return Registry(result.config, version_id=version_id)
 
 
@@ -278,8 +280,10 @@ def _active_version():
 
 
 def _refresh(active_id):
+    """Move to the active version; one this process can't use (e.g. a ``${VAR}`` missing from
+    its environment) leaves the current models in place: a bad config never replaces a good one."""
     current = _state["registry"]
-    if active_id == current.version_id:
+    if active_id in (current.version_id, _state["unusable"]):
         return current
     if active_id is None:
         registry = EMPTY
@@ -287,9 +291,18 @@ def _refresh(active_id):
         from apps.azure.models import ConfigVersion
 
         text = ConfigVersion.objects.filter(pk=active_id).values_list("text", flat=True).first()
-        registry = EMPTY if text is None else registry_from_text(text, version_id=active_id)
+        registry = None if text is None else registry_from_text(text, version_id=active_id)
+        if registry is None:
+            logger.error(
+                "config version %s is active but unusable here; keeping version %s",
+                active_id,
+                current.version_id,
+            )
+            _state["unusable"] = active_id
+            return current
         logger.info("model registry now at config version %s", active_id)
     _state["registry"] = registry
+    _state["unusable"] = None
     return registry
 
 
@@ -322,6 +335,7 @@ def invalidate():
     with _lock:
         _state["checked"] = 0.0
         _state["registry"] = EMPTY
+        _state["unusable"] = None
 
 
 reset_registry = invalidate

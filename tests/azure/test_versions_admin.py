@@ -71,6 +71,23 @@ def test_other_process_activation_is_seen_within_check_interval(activate_config,
     assert [m.key for m in get_registry().chat_models()] == ["o1"]
 
 
+def test_a_version_this_process_cannot_use_keeps_the_models_it_has(activate_config, monkeypatch, caplog):
+    good = activate_config(config())
+    # Another process, whose environment has a variable this one lacks, activated a new version.
+    needs_more = config().replace("${ADMIN_KEY}", "${ONLY_ELSEWHERE_KEY}")
+    version = ConfigVersion.objects.create(text=needs_more, checksum="y", source="command")
+    ConfigVersion.objects.update(is_active=False)
+    ConfigVersion.objects.filter(pk=version.pk).update(is_active=True)
+    monkeypatch.setitem(registry_module._state, "checked", 0.0)
+    assert get_registry().version_id == good.version_id
+    assert [m.key for m in get_registry().chat_models()] == ["gpt-4o", "gpt-4o-mini"]
+    assert "ONLY_ELSEWHERE_KEY" in caplog.text and "unusable here" in caplog.text
+    caplog.clear()
+    monkeypatch.setitem(registry_module._state, "checked", 0.0)
+    assert get_registry().version_id == good.version_id
+    assert "ONLY_ELSEWHERE_KEY" not in caplog.text  # not parsed again every second
+
+
 def test_load_version_stores_inactive():
     version, result = load_version(text=config(), source="admin_paste")
     assert result.errors == [] and not version.is_active and version.checksum
