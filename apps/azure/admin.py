@@ -9,6 +9,7 @@ or masked: previews are built from ``Secret.display``, never from a resolved val
 
 import re
 
+import yaml
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -49,33 +50,96 @@ class LoadForm(forms.Form):
         return data
 
 
-INLINE_KEY = re.compile(r"(\bapiKey\s*:\s*)([\"']?\$\{[^}]*\}[\"']?|[^,}#\n]*[^,}#\s])")
-FLOW_HEADERS = re.compile(r"(\badditionalHeaders\s*:\s*)\{[^}]*\}?")
-HEADERS_BLOCK = re.compile(r"^(\s*(?:-\s+)?)additionalHeaders\s*:\s*(#.*)?$")
+INLINE_KEY = re.compile(
+    r"""(["']?\b(?:api[-_]?key|[\w-]*secret|[\w-]*password|(?:access[-_]?)?token)["']?\s*:\s*)"""
+    r"""(["']?\$\{[^}]*\}["']?|[^,}#\n]*[^,}#\s])""",
+    re.I,
+)
+FLOW_HEADERS = re.compile(r"(\badditionalHeaders\s*:\s*)\{[^}]*\}?", re.I)
+HEADERS_BLOCK = re.compile(r"^(\s*(?:-\s+)?)additionalHeaders\s*:\s*(#.*)?$", re.I)
 HEADER_ENTRY = re.compile(r"^(\s*[^:#\s][^:]*:\s*)([^#]*[^#\s])")
+BLOCK_SCALAR = re.compile(r"^[|>][-+0-9]*\s*(#.*)?$")
+# Keys whose values are secrets wherever they stand (misspellings of apiKey included).
+SECRET_NAME = re.compile(r"^(api[-_]?key|.*secret|.*password|(access[-_]?)?token)$", re.I)
+MASK = "•••• (inline)"
 
 
 def _masked(value):
     """An inline value as the admin may see it: a ``${VAR}`` reference stays, the rest is masked."""
-    return value if ENV_REF.fullmatch(value.strip().strip("\"'")) else "•••• (inline)"
+    return value if ENV_REF.fullmatch(value.strip().strip("\"'")) else MASK
+
+
+def _secret_nodes(text):
+    """Scalar nodes holding inline secrets (apiKey in any spelling, header values, keys named
+    like secrets), from the parsed YAML; None when the text does not parse."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except (yaml.YAMLError, RecursionError):
+        return None
+    found, stack, seen = [], [(root, False)], set()
+    while stack:
+        node, in_headers = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((item, in_headers) for item in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else ""
+                if isinstance(value, yaml.ScalarNode):
+                    if (in_headers or SECRET_NAME.match(name)) and _masked(value.value) == MASK:
+                        found.append(value)
+                else:
+                    stack.append((value, in_headers or name.lower() == "additionalheaders"))
+    return found
+
+
+def _mask_nodes(lines, nodes):
+    for node in nodes:
+        start, end = node.start_mark, node.end_mark
+        last = end.line if end.column or end.line == start.line else end.line - 1
+        for number in range(start.line, min(last, len(lines) - 1) + 1):
+            line = lines[number]
+            if number == start.line:
+                tail = line[end.column :] if end.line == start.line else ""
+                lines[number] = line[: start.column] + MASK + tail
+            else:
+                lines[number] = line[: len(line) - len(line.lstrip())] + "••••"
+    return lines
 
 
 def mask_inline_secrets(lines):
     """The YAML lines with inline API keys and header values masked (``${VAR}`` stays visible).
 
-    Line-based on purpose: it must also work on texts that do not parse.
+    Masks what the parsed YAML says is secret (any scalar style, multi-line ones included), and
+    then by line patterns, which also cover texts that do not parse.
     """
-    masked, header_indent = [], None
+    nodes = _secret_nodes("\n".join(lines))
+    lines = _mask_nodes(list(lines), nodes or [])
+    masked, header_indent, block_indent = [], None, None
     for line in lines:
         indent = len(line) - len(line.lstrip(" -"))
+        if block_indent is not None:
+            if not line.strip() or indent > block_indent:
+                masked.append(line[: len(line) - len(line.lstrip())] + "••••" if line.strip() else line)
+                continue
+            block_indent = None
         if header_indent is not None and line.strip() and indent <= header_indent:
             header_indent = None
         if header_indent is not None and (match := HEADER_ENTRY.match(line)):
+            if BLOCK_SCALAR.match(match.group(2)):
+                block_indent = indent
             line = match.group(1) + _masked(match.group(2)) + line[match.end() :]
         elif match := HEADERS_BLOCK.match(line):
             header_indent = len(match.group(1))
+        if match := INLINE_KEY.search(line):
+            value = match.group(2)
+            # A block scalar, or a quoted value that goes on below: its next lines are secret too.
+            if BLOCK_SCALAR.match(value) or (value[0] in "\"'" and not value.endswith(value[0])):
+                block_indent = indent
         line = INLINE_KEY.sub(lambda m: m.group(1) + _masked(m.group(2)), line)
-        line = FLOW_HEADERS.sub(lambda m: m.group(1) + "{•••• (inline)}", line)
+        line = FLOW_HEADERS.sub(lambda m: m.group(1) + "{" + MASK + "}", line)
         masked.append(line)
     return masked
 

@@ -220,3 +220,29 @@ def test_inline_secrets_masked_in_the_yaml_listing():
     assert CANARY not in masked
     assert "apiKey: ${ADMIN_KEY}" in masked and "x-ref: ${ADMIN_KEY}" in masked
     assert "gpt-4o: true" in masked
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        '"apiKey": canary-admin-4c1f',
+        "apiKey: |\n  canary-admin-4c1f\n  canary-admin-4c1f-line2",
+        "apikey: canary-admin-4c1f",
+        "API_KEY: canary-admin-4c1f",
+        "apiKey: 'canary-admin-4c1f\n  canary-admin-4c1f-more'",
+        "apiKey: canary-admin-4c1f # a comment",
+        "additionalHeaders: {X-Key: canary-admin-4c1f}",
+        "additionalHeaders:\n  X-Key: >\n    canary-admin-4c1f\n  X-Other: canary-admin-4c1f",
+        "client_secret: canary-admin-4c1f",
+    ],
+)
+def test_inline_secrets_are_masked_in_every_yaml_style(snippet):
+    """Parseable or not (a stray tab-free syntax error is appended), no style shows the key."""
+    from apps.azure.admin import mask_inline_secrets
+
+    indented = "\n".join("      " + line for line in snippet.split("\n"))
+    text = "groups:\n  - group: g\n" + indented + "\n      models: {gpt-4o: true}"
+    for candidate in (text, text + "\n  - [unclosed"):
+        masked = "\n".join(mask_inline_secrets(candidate.split("\n")))
+        assert CANARY not in masked, masked
+        assert "gpt-4o: true" in masked and "group: g" in masked
