@@ -423,6 +423,18 @@ def _short(text, limit=300):
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+def _resolved_references(secret):
+    """What the ``${VAR}`` references in ``secret``'s text resolved to (e.g. a token in a
+    gateway's baseURL), found by matching the text as written against the resolved value."""
+    written = secret.display
+    parts = re.split(r"\$\{[^}]*\}", written)
+    if len(parts) == 1:
+        return []
+    pattern = "(.*?)".join(re.escape(part) for part in parts) + "$"
+    found = re.match(pattern, secret.reveal(), re.S)
+    return [value for value in found.groups() if value] if found else []
+
+
 def _scrubbed(text, model):
     """``text`` with the target's key and header values masked: a gateway may echo what it got."""
     target = model.target
@@ -431,6 +443,7 @@ def _scrubbed(text, model):
     secrets = [value.reveal() for _, value in target.headers]
     if target.api_key:
         secrets.append(target.api_key.reveal())
+    secrets.extend(_resolved_references(target.base_url))
     for secret in secrets:
         if len(secret) >= 4:  # masking "a" or "ab" would garble the message, not protect anything
             text = text.replace(secret, "••••")

@@ -273,7 +273,7 @@ def _endpoint_root(model):
 
 
 async def _dalle2(model, *, prompt, size, http_client):
-    from apps.azure.client import client_for
+    from apps.azure.client import _scrubbed, client_for
 
     client = client_for(model, http_client=http_client)
     root = _endpoint_root(model)
@@ -314,7 +314,7 @@ async def _dalle2(model, *, prompt, size, http_client):
         raise UpstreamError(
             "upstream_error",
             "The image service could not make this image. Try again.",
-            admin_detail=f"{_where(model)}: DALL-E 2 operation failed: {_short(error.get('message'))}",
+            admin_detail=f"{_where(model)}: DALL-E 2 operation failed: {_short(_scrubbed(str(error.get('message') or ''), model))}",
         )
     raise UpstreamError(
         "upstream_protocol",
@@ -489,13 +489,15 @@ def _reasons(results):
 
 
 def _policy_error(model, upstream_message, results):
+    from apps.azure.client import _scrubbed
+
     reasons = _reasons(results)
     return UpstreamError(
         "content_policy",
         "Azure's content policy refused this image prompt"
         + (f": {reasons}" if reasons else "")
         + ". Rephrase it and try again.",
-        admin_detail=f"{_where(model)}: content_policy_violation {reasons} {_short(upstream_message)}".strip(),
+        admin_detail=f"{_where(model)}: content_policy_violation {reasons} {_short(_scrubbed(str(upstream_message or ''), model))}".strip(),
         status=400,
         filter_results=results or None,
     )

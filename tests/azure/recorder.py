@@ -64,6 +64,7 @@ class Recorder:
                 last = str((body.get("messages") or [{}])[-1].get("content", ""))
                 errors = dict(ERRORS)
                 errors["[rec:echo_key]"] = (400, {"code": "invalid_header", "message": f"gateway: bad api-key {self.headers.get('api-key')}"})
+                errors["[rec:echo_path]"] = (400, {"code": "invalid_path", "message": f"gateway: no route {self.path}"})
                 for marker, (status, error) in errors.items():
                     if marker in last:
                         self.send_response(status)

@@ -206,6 +206,20 @@ async def test_error_mapping(recorder, marker, code, in_message):
         assert error.filter_results["violence"]["severity"] == "high"
 
 
+async def test_a_secret_in_the_base_url_is_not_echoed_back(recorder):
+    """A gateway token in baseURL's path, echoed in a gateway's error, stays masked."""
+    token = "gw-token-5e2a9c"
+    spec = registry(
+        group(f'apiKey: ${{KEY}}\nbaseURL: {recorder.url}/t/${{GW_TOKEN}}\ndeploymentName: d\nversion: "2024-10-21"'),
+        GW_TOKEN=token,
+    ).get("gpt-4o")
+    with pytest.raises(UpstreamError) as info:
+        [e async for e in stream_chat(spec, [{"role": "user", "content": "x [rec:echo_path]"}])]
+    error = info.value
+    assert "gateway: no route /t/••••/" in error.message
+    assert token not in error.message + error.admin_detail + repr(error)
+
+
 async def test_unreachable():
     spec = registry(group('apiKey: ${KEY}\nendpoint: http://127.0.0.1:9\ndeploymentName: d\nversion: "2024-10-21"')).get("gpt-4o")
     client = client_for(spec)
