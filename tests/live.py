@@ -37,6 +37,10 @@ def _postgres_admin(url, sql):
         conn.execute(sql)
 
 
+class PortTaken(Exception):
+    """Daphne could not bind the port picked for it."""
+
+
 class LiveServer:
     """Start with ``start()``; ``url`` is the base URL; ``manage()`` runs a command on its DB."""
 
@@ -100,6 +104,16 @@ class LiveServer:
     def start(self, *, migrate=True, timeout=30):
         if migrate:
             self.manage("migrate", "--noinput", "-v0")
+        for _ in range(3):
+            try:
+                return self._serve(timeout)
+            except PortTaken:
+                # free_port() released the port before Daphne bound it, and something took it.
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+        raise RuntimeError(f"Lapis found no free port to listen on:\n{self.log()}")
+
+    def _serve(self, timeout):
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [str(DAPHNE), "-b", "127.0.0.1", "-p", str(self.port), "project.asgi:application"],
@@ -112,6 +126,9 @@ class LiveServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self._log.close()
+                if "Address already in use" in self.log():
+                    raise PortTaken
                 raise RuntimeError(f"Lapis exited at start:\n{self.log()}")
             try:
                 urllib.request.urlopen(self.url + "/healthz", timeout=2)

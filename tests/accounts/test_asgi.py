@@ -1,6 +1,7 @@
 """The real ASGI application: /healthz and the websocket handshake rules."""
 
 import json
+import urllib.request
 
 import pytest
 from channels.testing import HttpCommunicator, WebsocketCommunicator
@@ -75,3 +76,21 @@ async def test_websocket_refuses_foreign_origin_even_when_signed_in():
     )
     assert not connected
     await communicator.disconnect()
+
+
+def test_live_server_moves_on_when_its_port_is_taken(tmp_path):
+    """The test harness itself: a port taken between free_port() and Daphne's bind is retried."""
+    import socket
+
+    from tests.live import LiveServer
+
+    server = LiveServer(tmp_path)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", server.port))
+    taken.listen()
+    try:
+        with server:
+            assert server.port != taken.getsockname()[1]
+            assert urllib.request.urlopen(server.url + "/healthz", timeout=10).status == 200
+    finally:
+        taken.close()
