@@ -331,14 +331,18 @@ class Generation:
                 self.request_stop()
             elif event.get("type") == "generation.snapshot":
                 await self._flush()
-                async with self.flushing:  # no frame half-sent: the snapshot follows them all
+                # Built and sent under the lock: every delta up to its seq went before it, and
+                # none after it can overtake it (the socket drops deltas while it waits).
+                async with self.flushing:
                     frame = protocol.snapshot(
                         message_id=self.message_id,
                         seq=self.seq,
                         text=self.relayed_text,
                         status=Message.Status.STREAMING,
                     )
-                await self.layer.send(event["reply_channel"], {"type": "chat.frame", "frame": frame})
+                    await self.layer.send(
+                        event["reply_channel"], {"type": "chat.frame", "frame": frame}
+                    )
 
     async def _publish(self, frame):
         await self.layer.group_send(answer_group(self.message_id), {"type": "chat.frame", "frame": frame})
