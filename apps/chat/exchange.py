@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from apps.azure.registry import get_registry
 from apps.chat.models import Conversation, Message
+from apps.chat.selectors import owned_messages
 from apps.chat.services import create_conversation
 from apps.chat.workers import WORKER_ID
 from apps.media.images import ImageRejected, claim_attachments
@@ -159,11 +160,7 @@ def _begin_answer(*, conversation, parent, model, client_id=None):
 
 
 def _existing(*, user, client_id, role):
-    message = (
-        Message.objects.select_related("conversation")
-        .filter(conversation__owner=user, client_id=client_id, role=role)
-        .first()
-    )
+    message = owned_messages(user=user).filter(client_id=client_id, role=role).first()
     if message is None:
         return None
     if role == Message.Role.USER:
@@ -270,11 +267,7 @@ def edit_message(*, user, message_id, text, client_id, attachments=()):
 
 
 def _owned_message(*, user, message_id, role):
-    message = (
-        Message.objects.select_related("conversation")
-        .filter(id=message_id, conversation__owner=user, role=role)
-        .first()
-    )
+    message = owned_messages(user=user).filter(id=message_id, role=role).first()
     if message is None:
         raise ExchangeRefused("not_found", f"That {role} message does not exist.")
     return message

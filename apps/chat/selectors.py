@@ -10,13 +10,14 @@ def conversation_for(*, user, conversation_id):
     return Conversation.objects.filter(owner=user, id=conversation_id).first()
 
 
+def owned_messages(*, user):
+    """The messages of ``user``'s conversations, each with its conversation; filter further."""
+    return Message.objects.select_related("conversation").filter(conversation__owner=user)
+
+
 async def amessage_for(*, user, message_id):
     """The message with that id if its conversation belongs to ``user``, else None."""
-    return await (
-        Message.objects.select_related("conversation")
-        .filter(id=message_id, conversation__owner=user)
-        .afirst()
-    )
+    return await owned_messages(user=user).filter(id=message_id).afirst()
 
 
 def list_conversations(*, user, archived=False, page=1, page_size=SIDEBAR_PAGE_SIZE):

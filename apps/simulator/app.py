@@ -164,6 +164,17 @@ class Simulator:
         version = ex.query.get("api-version")
         return version is not None and version in self.config.api_versions
 
+    async def _refused(self, ex):
+        """Answer a request with an unknown api-version or bad credentials as Azure does; True
+        when it was answered (the caller stops)."""
+        if not self._api_version_ok(ex):
+            await self._respond(ex, *wire.resource_not_found())
+            return True
+        if problem := self._authorized(ex):
+            await self._respond(ex, *problem)
+            return True
+        return False
+
     def _authorized(self, ex, *, key_as_bearer=False):
         """None when the caller may pass; otherwise the (status, body) to answer."""
         if "api-key" in ex.headers:
@@ -211,11 +222,7 @@ class Simulator:
 
     # ----------------------------------------------------------------- chat and completions
     async def _deployment_call(self, ex, name, op):
-        if not self._api_version_ok(ex):
-            await self._respond(ex, *wire.resource_not_found())
-            return
-        if problem := self._authorized(ex):
-            await self._respond(ex, *problem)
+        if await self._refused(ex):
             return
         deployment = self.config.deployments.get(name)
         ex.entry["deployment"] = name
@@ -371,11 +378,7 @@ class Simulator:
         await ex.respond(200, images.render_png(prompt, size), content_type="image/png")
 
     async def _dalle2_submit(self, ex):
-        if not self._api_version_ok(ex):
-            await self._respond(ex, *wire.resource_not_found())
-            return
-        if problem := self._authorized(ex):
-            await self._respond(ex, *problem)
+        if await self._refused(ex):
             return
         deployment = next((d for d in self.config.deployments.values() if d.type == "dalle2"), None)
         ex.entry["deployment"] = deployment.name if deployment else None
@@ -408,11 +411,7 @@ class Simulator:
                             [("operation-location", location), ("retry-after", "1")])
 
     async def _dalle2_poll(self, ex, operation_id):
-        if not self._api_version_ok(ex):
-            await self._respond(ex, *wire.resource_not_found())
-            return
-        if problem := self._authorized(ex):
-            await self._respond(ex, *problem)
+        if await self._refused(ex):
             return
         op = self.operations.get(operation_id)
         if op is None:
