@@ -12,14 +12,20 @@ closes the HTTP response, so the upstream sees the disconnect.
 """
 
 import asyncio
+import email.utils
+import json
 import logging
+import random
 import re
+import time
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import httpx2
 import openai
 
 from apps.azure.errors import UpstreamError
+from apps.azure.sse import DONE, SSEDecoder
 
 logger = logging.getLogger("lapis.azure")
 ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
@@ -59,6 +65,25 @@ class Finish:
 class Usage:
     prompt_tokens: int
     completion_tokens: int
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Azure answered ``status`` (429, 503, ...) before the first byte; Lapis sends the request
+    again after ``seconds`` (``attempt`` counts the retries, from 1)."""
+
+    seconds: float
+    status: int
+    attempt: int
+
+
+@dataclass(frozen=True)
+class FilterUnavailable:
+    """Azure's content filter could not check the ``where`` ("prompt" or "answer"): its results
+    carried an ``error`` object instead of verdicts. ``message`` is Azure's reason."""
+
+    where: str
+    message: str
 
 
 @dataclass
@@ -128,7 +153,10 @@ def client_for(spec, *, http_client=None):
     if http_client is None and cache_key in _clients:
         return _clients[cache_key]
     headers = {name: value.reveal() for name, value in target.headers}
-    options = {"default_headers": headers, "http_client": http_client, "max_retries": 2}
+    # No Azure call follows a redirect: a 3xx is an error naming its status (map_error), never a
+    # second request (with the prompt) to wherever the Location points.
+    transport = http_client or openai.DefaultAsyncHttpxClient(follow_redirects=False)
+    options = {"default_headers": headers, "http_client": transport, "max_retries": 2}
     if target.kind == "openai":
         if target.auth_mode == "entra":
             api_key = _entra_token_provider()
@@ -164,13 +192,15 @@ async def aclose_clients():
     sockets (the OS does the same at exit; HTTP/1.1 has no goodbye), answers in flight are
     cancelled by Daphne anyway, and the credential holds only an in-memory token cache.
     """
-    clients = list(_clients.values())
+    clients = list(_clients.values()) + list(_http_clients.values())
     _clients.clear()
+    _http_clients.clear()
+    _token_providers.clear()
     credentials = list(_credentials.values())
     _credentials.clear()
     for client in clients:
         try:
-            await client.close()
+            await (client.aclose() if isinstance(client, httpx2.AsyncClient) else client.close())
         except Exception:  # closing is best effort; one failure must not keep others open
             logger.warning("closing an Azure client failed", exc_info=True)
     for credential in credentials:
@@ -270,96 +300,392 @@ async def _create(spec, messages, *, params, tools, tool_choice, stream, timeout
 
 
 # ---- streaming ------------------------------------------------------------------------------
+#
+# Streamed answers do not go through the SDK: it builds a tree of pydantic objects per chunk,
+# which cost more than all the rest of the relay. Lapis sends the same request the SDK would
+# (URL, query, headers, auth, body) with httpx2 and decodes the SSE stream itself (sse.py).
+# Non-streamed calls (titles, summaries, images) keep the SDK.
+
+MAX_RETRIES = 2  # as the SDK: two more attempts before the first byte
+INITIAL_RETRY_DELAY = 0.5
+MAX_BACKOFF = 8.0
+RETRY_STATUSES = frozenset({408, 409, 429})
+USER_AGENT = {
+    "azure": f"AsyncAzureOpenAI/Python {openai.__version__}",
+    "openai": f"AsyncOpenAI/Python {openai.__version__}",
+}
+
+_http_clients = {}
+_token_providers = {}
 
 
-def _extra(obj, name):
-    value = getattr(obj, name, None)
-    if value is None and getattr(obj, "model_extra", None):
-        value = obj.model_extra.get(name)
-    if hasattr(value, "model_dump"):
-        value = value.model_dump()
-    return value
+def stream_http_client():
+    """The process's HTTP client for streamed answers (per event loop): never follows redirects,
+    no cap on connections (1,000 answers at once are 1,000 connections; limits live elsewhere)."""
+    loop = asyncio.get_running_loop()
+    client = _http_clients.get(loop)
+    if client is None or client.is_closed:
+        client = _http_clients[loop] = httpx2.AsyncClient(
+            follow_redirects=False,
+            timeout=None,
+            limits=httpx2.Limits(max_connections=None, max_keepalive_connections=200),
+        )
+    return client
+
+
+def _token_provider():
+    loop = asyncio.get_running_loop()
+    provider = _token_providers.get(loop)
+    if provider is None:
+        provider = _token_providers[loop] = _entra_token_provider()
+    return provider
+
+
+def stream_url(target, deployment, route):
+    """The URL the SDK builds for ``route`` ("chat/completions" or "completions") of ``target``.
+
+    AsyncAzureOpenAI: ``azure_endpoint`` gains ``/openai``; ``/deployments/{deployment}`` follows
+    unless the base path already names deployments. AsyncOpenAI (serverless, v1): base + route.
+    """
+    base = target.base_url.reveal().rstrip("/")
+    if target.kind != "openai":
+        if target.uses_endpoint:
+            base += "/openai"
+        if "/deployments" not in httpx2.URL(base).path:
+            base += "/deployments/" + quote(deployment or "", safe="")
+    return f"{base}/{route}"
+
+
+async def request_headers(target):
+    """The headers the SDK sends for ``target``: auth (api-key, or a bearer key or Entra token),
+    then ``additionalHeaders``, which win (an explicit ``api-key``/``Authorization`` included)."""
+    extra = {name: value.reveal() for name, value in target.headers}
+    given = {name.lower() for name in extra}
+    headers = {
+        "accept": "application/json",
+        "content-type": "application/json",
+        "user-agent": USER_AGENT.get(target.kind, USER_AGENT["azure"]),
+    }
+    if target.auth_mode == "entra":
+        if "authorization" not in given:
+            headers["authorization"] = f"Bearer {await _entra_token(target)}"
+    elif target.kind == "openai":
+        key = target.api_key.reveal()
+        headers["authorization"] = f"Bearer {key}"
+        headers["api-key"] = key
+    elif "api-key" not in given:
+        headers["api-key"] = target.api_key.reveal()
+    headers.update(extra)
+    return headers
+
+
+async def _entra_token(target):
+    from azure.core.exceptions import AzureError
+
+    try:
+        return await _token_provider()()
+    except AzureError as exc:
+        raise UpstreamError(
+            "auth_failed",
+            "Lapis could not get an Entra ID token for this model's Azure resource. Ask an admin "
+            "to check the managed identity.",
+            admin_detail=f"Entra token request failed ({type(exc).__name__}): "
+            f"{_short(str(getattr(exc, 'message', '') or exc))}",
+        ) from None
+
+
+def _retry_after(headers):
+    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date), or None."""
+    for name, divisor in (("retry-after-ms", 1000), ("retry-after", 1)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return float(value) / divisor
+        except ValueError:
+            continue
+    value = headers.get("retry-after")
+    if value:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(when.timestamp() - time.time(), 0.0)
+    return None
+
+
+def retry_wait(response, attempt):
+    """Seconds to wait before sending again after ``response`` (an error status), or None.
+
+    The SDK's rule (``x-should-retry``, then 408/409/429/5xx; ``retry-after`` up to 60 s, else
+    0.5 s doubling with jitter), except that a wait longer than MAX_RETRY_WAIT is not waited
+    for: the user is told at once when to try again.
+    """
+    if attempt >= MAX_RETRIES:
+        return None
+    headers = response.headers
+    retry_after = _retry_after(headers)
+    if retry_after is not None and retry_after > MAX_RETRY_WAIT:
+        return None
+    should = headers.get("x-should-retry")
+    status = response.status_code
+    if should == "false" or (should != "true" and status not in RETRY_STATUSES and status < 500):
+        return None
+    if retry_after is not None and 0 < retry_after <= 60:
+        return retry_after
+    return _backoff(attempt)
+
+
+def _backoff(attempt):
+    return min(INITIAL_RETRY_DELAY * 2.0**attempt, MAX_BACKOFF) * (1 - 0.25 * random.random())
 
 
 async def stream_chat(
-    model, messages, *, params=None, tools=None, tool_choice=None, idle_timeout=60.0, client=None
+    model, messages, *, params=None, tools=None, tool_choice=None, idle_timeout=60.0,
+    http_client=None,
 ):
-    """Stream one answer from ``model`` (a ModelSpec) as events; raises UpstreamError."""
+    """Stream one answer from ``model`` (a ModelSpec) as events; raises only UpstreamError.
+
+    Events: ``Retry`` (before the first byte, while a short 429/5xx wait runs), ``TextDelta``,
+    ``ToolCall``, ``Finish``, ``FilterUnavailable``, ``Usage``. A stream that ends cleanly
+    (``[DONE]`` or the end of the body) is complete, with or without a finish reason; a body cut
+    off mid-chunk or a dropped connection raises ``upstream_broken``; nothing for
+    ``idle_timeout`` seconds raises ``upstream_stalled``. Leaving the iteration early (a
+    cancelled task, ``aclose``) closes the response, so the upstream sees the disconnect.
+    ``http_client`` (tests) replaces the process's client.
+    """
+    route, body = build_request(
+        model, messages, params=params, tools=tools, tool_choice=tool_choice, stream=True
+    )
+    target = model.target
+    body = {"model": model.deployment, **body}
+    url = stream_url(target, model.deployment, "chat/completions" if route == "chat" else route)
+    query = {"api-version": target.api_version} if target.api_version else None
+    content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    timeout = httpx2.Timeout(idle_timeout, connect=CONNECT_TIMEOUT)
+    http = http_client or stream_http_client()
+    response = None
     try:
-        stream = await _create(
-            model, messages, params=params, tools=tools, tool_choice=tool_choice,
-            stream=True, timeout=idle_timeout, client=client,
-        )
-    except openai.OpenAIError as exc:
-        raise map_error(exc, model) from None
-    iterator = stream.__aiter__()
-    calls = {}
-    finished = False
+        for attempt in range(MAX_RETRIES + 1):
+            request = http.build_request(
+                "POST", url, params=query, headers=await request_headers(target),
+                content=content, timeout=timeout,
+            )
+            response = await _send(http, request, model, attempt)
+            if response is None:
+                await asyncio.sleep(_backoff(attempt))
+                continue
+            if response.status_code < 300:
+                break
+            await response.aread()
+            await response.aclose()
+            wait = retry_wait(response, attempt)
+            if wait is None:
+                raise map_status(model, response)
+            yield Retry(seconds=wait, status=response.status_code, attempt=attempt + 1)
+            await asyncio.sleep(wait)
+        else:
+            raise _unreachable(model, "connection failed after retries")
+        async for event in _read_stream(model, response, idle_timeout):
+            yield event
+    finally:
+        if response is not None:
+            await response.aclose()
+
+
+async def _send(http, request, model, attempt):
+    """The response to ``request`` (headers read), or None for a connection error to retry."""
     try:
-        while True:
+        return await http.send(request, stream=True)
+    except httpx2.ConnectTimeout:
+        # Not retried: three 10 s attempts would leave the user waiting half a minute.
+        raise UpstreamError(
+            "upstream_unreachable",
+            f"The model's server did not accept the connection within {CONNECT_TIMEOUT:g} "
+            "seconds. Try again in a moment.",
+            admin_detail=_where(model) + f": connect timeout ({CONNECT_TIMEOUT:g} s)",
+        ) from None
+    except httpx2.TimeoutException:
+        raise UpstreamError(
+            "upstream_unreachable", "The model did not answer in time. Try again.",
+            admin_detail=_where(model) + ": timed out waiting for the response",
+        ) from None
+    except httpx2.TransportError as exc:
+        if attempt < MAX_RETRIES:
+            return None
+        raise _unreachable(model, f"connection failed ({type(exc).__name__})") from None
+
+
+def _unreachable(model, detail):
+    return UpstreamError(
+        "upstream_unreachable", "Lapis could not reach the model. Try again in a moment.",
+        admin_detail=f"{_where(model)}: {detail}",
+    )
+
+
+def _broken(model, detail):
+    return UpstreamError(
+        "upstream_broken",
+        "The connection to Azure broke while the answer was being written. Regenerate to try again.",
+        admin_detail=f"{_where(model)}: {detail}",
+    )
+
+
+async def _read_stream(model, response, idle_timeout):
+    decoder = SSEDecoder()
+    reader = _ChunkReader(model)
+    chunks = response.aiter_bytes()
+    try:
+        while not reader.done:
             try:
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
-                # cancellation (a user's Stop) that lands as a chunk arrives.
-                async with asyncio.timeout(idle_timeout):
-                    chunk = await iterator.__anext__()
+                chunk = await chunks.__anext__()
             except StopAsyncIteration:
                 break
-            except TimeoutError:
-                raise UpstreamError(
-                    "upstream_stalled",
-                    f"The model stopped answering (nothing for {idle_timeout:g} seconds).",
-                    admin_detail=_where(model) + f": no chunk for {idle_timeout:g} s",
-                ) from None
-            usage = getattr(chunk, "usage", None)
-            for choice in getattr(chunk, "choices", None) or []:
-                for event in _choice_events(model, choice, calls):
-                    if isinstance(event, Finish):
-                        finished = True
-                    yield event
-            if usage is not None:
-                yield Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0)
-    except openai.OpenAIError as exc:
-        raise map_error(exc, model) from None
-    except (ValueError, KeyError, TypeError) as exc:
+            for event in reader.read(decoder.feed(chunk)):
+                yield event
+    except httpx2.ReadTimeout:
         raise UpstreamError(
-            "upstream_protocol",
-            "The model sent an answer Lapis could not read.",
-            admin_detail=_where(model) + f": malformed stream ({type(exc).__name__})",
+            "upstream_stalled",
+            f"The model stopped answering (nothing for {idle_timeout:g} seconds).",
+            admin_detail=_where(model) + f": no chunk for {idle_timeout:g} s",
         ) from None
-    finally:
-        await stream.close()
-    if not finished:
-        raise UpstreamError(
-            "upstream_protocol",
-            "The answer ended before it was complete.",
-            admin_detail=_where(model) + ": the stream ended without a finish reason",
+    except httpx2.TransportError as exc:  # a reset, a chunked body cut short, ...
+        raise _broken(model, f"connection broke mid-stream ({type(exc).__name__})") from None
+    if not reader.done:
+        last, partial = decoder.finish()
+        try:
+            for event in reader.read(last):
+                yield event
+        except UpstreamError:
+            if partial:  # the body ended inside a chunk: cut off, not malformed
+                raise _broken(model, "the body ended in the middle of a chunk") from None
+            raise
+    for event in reader.pending_calls():
+        yield event
+
+
+class _ChunkReader:
+    """Turns decoded SSE events of a chat or completions stream into Lapis events.
+
+    Tolerates Azure's shapes: empty ``choices`` (prompt annotations, usage), delta-less choices
+    (async-filter annotations), ``finish_reason`` inside ``delta``, tool calls in pieces.
+    """
+
+    __slots__ = ("model", "completion", "calls", "done", "filter_error_seen")
+
+    def __init__(self, model):
+        self.model = model
+        self.completion = model.force_prompt
+        self.calls = {}
+        self.done = False
+        self.filter_error_seen = False
+
+    def read(self, events):
+        out = []
+        for kind, data in events:
+            if kind is not None and kind != "message":
+                if kind == "error":
+                    raise _stream_error(self.model, _loads(data, self.model))
+                logger.debug("ignoring an SSE event of type %r from %s", kind, _where(self.model))
+                continue  # not a chat-stream event: never answer text
+            if data.startswith(DONE):
+                self.done = True
+                break
+            chunk = _loads(data, self.model)
+            if not isinstance(chunk, dict):
+                raise _malformed(self.model, "a data event that is not an object")
+            if chunk.get("error"):
+                raise _stream_error(self.model, chunk)
+            choices = chunk.get("choices")
+            if choices:
+                for choice in choices:
+                    self._choice(choice, out)
+            prompt_filters = chunk.get("prompt_filter_results")
+            if prompt_filters and not self.filter_error_seen:
+                for entry in prompt_filters:
+                    self._filter_error((entry or {}).get("content_filter_results"), out, "prompt")
+            usage = chunk.get("usage")
+            if usage:
+                out.append(
+                    Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
+                )
+        return out
+
+    def _choice(self, choice, out):
+        delta = choice.get("delta")
+        reason = choice.get("finish_reason")
+        if self.completion:
+            text = choice.get("text")
+            if text:
+                out.append(TextDelta(text))
+        elif delta:
+            content = delta.get("content")
+            if content:
+                out.append(TextDelta(content))
+            tool_calls = delta.get("tool_calls")
+            if tool_calls:
+                self._tool_pieces(tool_calls)
+            reason = reason or delta.get("finish_reason")
+        filters = choice.get("content_filter_results")
+        if filters and not self.filter_error_seen:
+            self._filter_error(filters, out, "answer")
+        if reason:
+            out.extend(self.pending_calls())
+            out.append(Finish(reason, filters or None))
+
+    def _tool_pieces(self, tool_calls):
+        for call in tool_calls:
+            entry = self.calls.setdefault(call.get("index", 0), {"id": "", "name": "", "arguments": ""})
+            if call.get("id"):
+                entry["id"] = call["id"]
+            function = call.get("function") or {}
+            if function.get("name"):
+                entry["name"] += function["name"]
+            if function.get("arguments"):
+                entry["arguments"] += function["arguments"]
+
+    def _filter_error(self, filters, out, where):
+        error = filters.get("error") if isinstance(filters, dict) else None
+        if isinstance(error, dict):
+            self.filter_error_seen = True
+            detail = _short(_scrubbed(str(error.get("message") or error.get("code") or ""), self.model), 200)
+            out.append(FilterUnavailable(where=where, message=detail))
+
+    def pending_calls(self):
+        calls = [ToolCall(c["id"], c["name"], c["arguments"]) for _, c in sorted(self.calls.items())]
+        self.calls.clear()
+        return calls
+
+
+def _loads(data, model):
+    try:
+        return json.loads(data)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        raise _malformed(model, "a data event that is not JSON") from None
+
+
+def _malformed(model, what):
+    return UpstreamError(
+        "upstream_protocol",
+        "The model sent an answer Lapis could not read.",
+        admin_detail=_where(model) + f": malformed stream ({what})",
+    )
+
+
+def _stream_error(model, data):
+    """An ``error`` object sent inside a 200 stream."""
+    error = data.get("error") if isinstance(data, dict) else None
+    error = error if isinstance(error, dict) else {"message": str(error or data)}
+    message = _short(_scrubbed(str(error.get("message") or ""), model))
+    if str(error.get("code") or "") == "content_filter":
+        return UpstreamError(
+            "content_filter_answer", "Azure's content filter stopped the answer.",
+            admin_detail=f"{_where(model)}: {message}",
         )
-
-
-def _choice_events(model, choice, calls):
-    if model.force_prompt:
-        text = getattr(choice, "text", None)
-        if text:
-            yield TextDelta(text)
-    else:
-        delta = getattr(choice, "delta", None)  # async-filter annotations have no delta
-        if delta is not None:
-            if delta.content:
-                yield TextDelta(delta.content)
-            for call in delta.tool_calls or []:
-                entry = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
-                if call.id:
-                    entry["id"] = call.id
-                if call.function and call.function.name:
-                    entry["name"] += call.function.name
-                if call.function and call.function.arguments:
-                    entry["arguments"] += call.function.arguments
-    reason = getattr(choice, "finish_reason", None)
-    if reason:
-        for index in sorted(calls):
-            entry = calls.pop(index)
-            yield ToolCall(entry["id"], entry["name"], entry["arguments"])
-        yield Finish(reason, _extra(choice, "content_filter_results") or None)
+    return UpstreamError(
+        "upstream_error", "The model failed while answering. Try again.",
+        admin_detail=f"{_where(model)}: error event: {message}",
+    )
 
 
 async def complete_chat(model, messages, *, params=None, tools=None, tool_choice=None, timeout=30.0, client=None):
@@ -392,20 +718,6 @@ async def complete_chat(model, messages, *, params=None, tools=None, tool_choice
 
 def _where(model):
     return f'group "{model.group}", model "{model.key}", deployment "{model.deployment}"'
-
-
-def _retry_after(response):
-    if response is None:
-        return None
-    headers = response.headers
-    try:
-        if headers.get("retry-after-ms"):
-            return float(headers["retry-after-ms"]) / 1000
-        if headers.get("retry-after"):
-            return float(headers["retry-after"])
-    except ValueError:
-        return None
-    return None
 
 
 def _filtered(results):
@@ -453,24 +765,54 @@ def _scrubbed(text, model):
 def map_error(exc, model):
     """An SDK exception as an UpstreamError with a user message and a staff detail."""
     where = _where(model)
-    response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None)
-    body = getattr(exc, "body", None)
-    body = body if isinstance(body, dict) else {}
-    code = str(body.get("code") or getattr(exc, "code", None) or "")
-    upstream_message = _short(_scrubbed(str(body.get("message") or getattr(exc, "message", "")), model))
     if isinstance(exc, openai.APITimeoutError):
         return UpstreamError(
             "upstream_unreachable", "The model did not answer in time. Try again.",
             admin_detail=f"{where}: timed out",
         )
     if isinstance(exc, openai.APIConnectionError):
+        cause = type(exc.__cause__).__name__ if exc.__cause__ else "connection error"
+        return _unreachable(model, f"connection failed ({cause})")
+    response = getattr(exc, "response", None)
+    body = getattr(exc, "body", None)
+    body = body if isinstance(body, dict) else {"message": getattr(exc, "message", "")}
+    if response is not None:
+        return status_error(model, response.status_code, response.headers, body)
+    return _stream_error(model, {"error": body})
+
+
+def map_status(model, response):
+    """An error response (read) of the stream reader as an UpstreamError: from status and body."""
+    try:
+        data = json.loads(response.content)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        body = data.get("error", data)
+        body = body if isinstance(body, dict) else {"message": str(body)}
+    else:
+        body = {"message": response.content[:300].decode("utf-8", "replace")}
+    return status_error(model, response.status_code, response.headers, body)
+
+
+def status_error(model, status, headers, body):
+    """The UpstreamError for an HTTP ``status`` with Azure's error object ``body`` (code, message)."""
+    where = _where(model)
+    code = str(body.get("code") or "")
+    upstream_message = _short(_scrubbed(str(body.get("message") or ""), model))
+    if 300 <= status < 400:
+        location = httpx2.URL(headers.get("location") or "")
+        elsewhere = f" to {location.scheme}://{location.host}" if location.host else ""
         return UpstreamError(
-            "upstream_unreachable", "Lapis could not reach the model. Try again in a moment.",
-            admin_detail=f"{where}: connection failed ({type(exc.__cause__).__name__ if exc.__cause__ else 'connection error'})",
+            "upstream_redirect",
+            f"Azure answered with a redirect ({status}); Lapis does not follow redirects. Ask an "
+            "admin to check this model's endpoint.",
+            admin_detail=f"{where}: {status} redirect{elsewhere} not followed (set the final URL "
+            "in the config)",
+            status=status,
         )
-    if isinstance(exc, openai.RateLimitError):
-        retry = _retry_after(response)
+    if status == 429:
+        retry = _retry_after(headers)
         when = (
             f"in {retry:g} second{'' if retry == 1 else 's'}" if retry is not None else "in a moment"
         )
@@ -493,13 +835,13 @@ def map_error(exc, model):
             "The conversation is too long for this model. Start a new conversation or pick a model with a larger context.",
             admin_detail=f"{where}: {upstream_message}", status=status,
         )
-    if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
+    if status in (401, 403):
         return UpstreamError(
             "auth_failed", "Lapis could not authenticate to this model's Azure resource. Ask an admin to check its key or access.",
             admin_detail=f"{where}: {status} authentication failed (auth mode {model.auth_mode}); check the key or role assignment",
             status=status,
         )
-    if isinstance(exc, openai.NotFoundError):
+    if status == 404:
         if code == "DeploymentNotFound":
             return UpstreamError(
                 "deployment_not_found", "This model is not available right now (its deployment was not found). Ask an admin.",
@@ -510,22 +852,12 @@ def map_error(exc, model):
             admin_detail=f"{where}: 404 {upstream_message} at {model.request_url} (check the URL and api-version {model.api_version})",
             status=status,
         )
-    if isinstance(exc, openai.BadRequestError) or status in (400, 422):
+    if status in (400, 422):
         return UpstreamError(
             "bad_request", f"The model rejected the request: {upstream_message}",
             admin_detail=f"{where}: 400 {upstream_message}", status=status,
         )
-    if isinstance(exc, openai.APIStatusError):
-        return UpstreamError(
-            "upstream_error", "Azure OpenAI had a server error. Try again in a moment.",
-            admin_detail=f"{where}: {status} {upstream_message}", status=status,
-        )
-    if code == "content_filter":
-        return UpstreamError(
-            "content_filter_answer", "Azure's content filter stopped the answer.",
-            admin_detail=f"{where}: {upstream_message}",
-        )
     return UpstreamError(
-        "upstream_error", "The model failed while answering. Try again.",
-        admin_detail=f"{where}: {type(exc).__name__}: {upstream_message}",
+        "upstream_error", "Azure OpenAI had a server error. Try again in a moment.",
+        admin_detail=f"{where}: {status} {upstream_message}", status=status,
     )

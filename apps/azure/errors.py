@@ -15,6 +15,8 @@ CODES = frozenset(
         "bad_request",
         "upstream_unreachable",
         "upstream_stalled",
+        "upstream_broken",  # the connection dropped (or the body broke off) mid-answer
+        "upstream_redirect",  # a 3xx: Lapis follows no redirect from Azure
         "upstream_error",
         "upstream_protocol",
         "content_policy",

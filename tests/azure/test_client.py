@@ -94,8 +94,7 @@ async def test_instance_name_mode(recorder):
     assert spec.target.base_url.reveal() == "https://contoso-ne.openai.azure.com"
     assert spec.request_url == "https://contoso-ne.openai.azure.com/openai/deployments/gpt4o-ne/chat/completions?api-version=2024-10-21"
     async with httpx2.AsyncClient(transport=RewriteHost(recorder.url)) as http_client:
-        client = client_for(spec, http_client=http_client)
-        events = await run(spec, client=client)
+        events = await run(spec, http_client=http_client)
     assert events[-2:] == [Finish("stop", None), Usage(3, 2)]
     request = recorder.posts()[-1]
     assert request["headers"]["host"] == "contoso-ne.openai.azure.com"
@@ -224,7 +223,7 @@ async def test_unreachable():
     spec = registry(group('apiKey: ${KEY}\nendpoint: http://127.0.0.1:9\ndeploymentName: d\nversion: "2024-10-21"')).get("gpt-4o")
     client = client_for(spec)
     with pytest.raises(UpstreamError) as info:
-        [e async for e in stream_chat(spec, HI, client=client.with_options(max_retries=0))]
+        [e async for e in stream_chat(spec, HI)]
     assert info.value.code == "upstream_unreachable"
 
 
