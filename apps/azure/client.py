@@ -310,9 +310,9 @@ MAX_RETRIES = 2  # as the SDK: two more attempts before the first byte
 INITIAL_RETRY_DELAY = 0.5
 MAX_BACKOFF = 8.0
 RETRY_STATUSES = frozenset({408, 409, 429})
-USER_AGENT = {
-    "azure": f"AsyncAzureOpenAI/Python {openai.__version__}",
-    "openai": f"AsyncOpenAI/Python {openai.__version__}",
+USER_AGENT = {  # what the SDK clients above send, so gateways see one client either way
+    "azure": f"{AzureClient.__name__}/Python {openai.__version__}",
+    "openai": f"{OpenAIClient.__name__}/Python {openai.__version__}",
 }
 
 _http_clients = {}
