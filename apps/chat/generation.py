@@ -22,7 +22,15 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
-from apps.azure.client import Finish, TextDelta, ToolCall, Usage, stream_chat
+from apps.azure.client import (
+    FilterUnavailable,
+    Finish,
+    Retry,
+    TextDelta,
+    ToolCall,
+    Usage,
+    stream_chat,
+)
 from apps.azure.errors import UpstreamError
 from apps.azure.registry import aget_registry
 from apps.chat import imagegen, protocol, vision
@@ -182,6 +190,9 @@ class Generation:
         except UpstreamError as exc:
             error = _upstream_error(exc)
             error["message"] = self._kept(error["message"])
+            if exc.code == "upstream_broken" and (self.relayed or self.pending):
+                # The connection dropped mid-answer: what arrived is kept, Regenerate offered.
+                return Message.Status.INTERRUPTED, error
             # content_policy: an image model's refusal, the picture's content filter.
             filtered = exc.code.startswith("content_filter") or exc.code == "content_policy"
             return (Message.Status.FILTERED if filtered else Message.Status.ERROR), error
@@ -247,6 +258,13 @@ class Generation:
                     self.filter_results = event.filter_results
                 elif isinstance(event, Usage):
                     self.usage = _added(self.usage, event)
+                elif isinstance(event, Retry):
+                    await self._publish(protocol.retrying(
+                        message_id=self.message_id, seconds=event.seconds, status=event.status,
+                        attempt=event.attempt, message=_retry_message(event),
+                    ))
+                elif isinstance(event, FilterUnavailable):
+                    await self._set_notice(message, _filter_unavailable_notice(event))
         return calls
 
     async def _relay(self):
@@ -386,6 +404,21 @@ def _filter_message(prefix, filter_results):
         if isinstance(result, dict) and result.get("filtered")
     ]
     return prefix + (f": {', '.join(flagged)}." if flagged else ".")
+
+
+def _retry_message(event):
+    """"Azure is busy (429). Lapis tries again in 2 seconds." for a Retry event."""
+    seconds = max(1, round(event.seconds))
+    when = f"in {seconds} second{'' if seconds == 1 else 's'}"
+    if event.status in (429, 503):
+        return f"Azure is busy ({event.status}). Lapis tries again {when}."
+    return f"Azure answered with an error ({event.status}). Lapis tries again {when}."
+
+
+def _filter_unavailable_notice(event):
+    what = "your message" if event.where == "prompt" else "this answer"
+    reason = f" ({event.message})" if event.message else ""
+    return f"Azure's content filter could not check {what}{reason}."
 
 
 def _upstream_error(exc):

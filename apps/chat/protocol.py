@@ -24,6 +24,8 @@ Server → client:
   error                 {code, message, retry_after?, message_id?, detail?}
   title                 {conversation_id, title}
   attachments           {message_id, attachments: [describe]}  (a picture stored on an answer)
+  retrying              {message_id, seconds, status, attempt, message}  (Azure asked to wait
+                        before the first text: the request goes again after ``seconds``)
   conversation.updated  {conversation}
   pong                  {version}
 Anything else gets an ``error`` frame with code ``bad_frame``, never an exception.
@@ -225,6 +227,17 @@ def title(*, conversation_id, title):
 
 def attachments(*, message_id, attachments):
     return {"type": "attachments", "message_id": str(message_id), "attachments": attachments}
+
+
+def retrying(*, message_id, seconds, status, attempt, message):
+    return {
+        "type": "retrying",
+        "message_id": str(message_id),
+        "seconds": seconds,
+        "status": status,
+        "attempt": attempt,
+        "message": message,
+    }
 
 
 def conversation_updated(*, conversation):

@@ -264,7 +264,11 @@ async def stream_reply(ex, request, plan, *, headers, azure, include_usage, prom
     maker = _maker(request, azure=azure, include_usage=include_usage)
     markers = request.markers
     stops = {name: find(markers, name) for name in ("stall", "drop", "error_event", "malformed",
-                                                    "filter_answer")}
+                                                    "cut", "filter_answer")}
+    shape = find(markers, "shape")
+    shape = shape.args if shape else {}
+    foreign = find(markers, "foreign_event")
+    filter_error = bool(find(markers, "filter_error"))
     async_filter = bool(find(markers, "async_filter")) or request.deployment.async_filter
     await ex.start(200, [("content-type", "text/event-stream; charset=utf-8"),
                          ("cache-control", "no-cache"), *headers])
@@ -298,6 +302,10 @@ async def stream_reply(ex, request, plan, *, headers, azure, include_usage, prom
                 ex.entry["outcome"] = "error"
                 await ex.end(b'data: {"choices":[{"delta":{"content":"bro\n\n')
                 return
+            if name == "cut":  # the body ends cleanly, but in the middle of a chunk
+                ex.entry["outcome"] = "error"
+                await ex.end(b'data: {"choices":[{"delta":{"content":"bro')
+                return
             if name == "filter_answer":
                 finish = "content_filter"
                 finish_filter = wire.severity_results(
@@ -310,8 +318,13 @@ async def stream_reply(ex, request, plan, *, headers, azure, include_usage, prom
         if ex.disconnected.is_set():
             return
         piece = chunks[index]
+        if foreign and index == min(foreign.int_arg("after") or 0, len(chunks)):
+            # An event of another type (issue 13): a reader must not show its data as text.
+            await ex.write(b"event: foo\n" + wire.sse(maker.content("FOREIGN-EVENT-TEXT")))
         if plan.tool_name:
             await ex.write(wire.sse(maker.tool_call_args(piece)))
+        elif filter_error:
+            await ex.write(wire.sse(maker.content(piece, filter_results=wire.filter_error())))
         else:
             await ex.write(wire.sse(maker.content(piece)))
         sent.append(piece)
@@ -319,14 +332,20 @@ async def stream_reply(ex, request, plan, *, headers, azure, include_usage, prom
             end = offset + sum(len(p) for p in sent[-2:])
             await ex.write(wire.sse(maker.async_annotation(offset, end)))
             offset = end
-    await ex.write(wire.sse(maker.finish(finish, finish_filter)))
+    # Stream shapes other servers and gateways send ([sim:shape finish=... done=...]):
+    # finish=delta puts finish_reason inside the delta, finish=none leaves it out;
+    # done=bare ends with "[DONE]" without "data: ", done=none ends the body without it.
+    where = shape.get("finish", "choice")
+    if where != "none":
+        await ex.write(wire.sse(maker.finish(finish, finish_filter, in_delta=where == "delta")))
     text = "".join(sent)
     if async_filter and azure:
         await ex.write(wire.sse(maker.async_annotation(offset, len(text))))
     if include_usage:
         used = completion_tokens(plan.tool_args if plan.tool_name else text)
         await ex.write(wire.sse(maker.usage_chunk(prompt_tokens, used)))
-    await ex.end(wire.DONE)
+    done = shape.get("done", "data")
+    await ex.end(b"[DONE]\n\n" if done == "bare" else b"" if done == "none" else wire.DONE)
 
 
 def full_response(request, plan, *, azure, prompt_tokens, completion_tokens):

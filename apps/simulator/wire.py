@@ -38,6 +38,11 @@ def severity_results(*, category=None, severity="safe", filtered=False, jailbrea
     return ordered(results)
 
 
+def filter_error():
+    """``content_filter_results`` when the filter could not run (Azure sends this on a 200)."""
+    return {"error": {"code": "content_filter_error", "message": "The contents are not filtered"}}
+
+
 def prompt_filter_results(*, category=None, severity="safe", filtered=False):
     results = severity_results(category=category, severity=severity, filtered=filtered,
                                jailbreak=True)
@@ -195,10 +200,11 @@ class ChunkMaker:
             delta={"content": "", "refusal": None, "role": "assistant"},
         )
 
-    def content(self, text):
+    def content(self, text, filter_results=None):
+        filters = filter_results or severity_results()
         if self.text_mode:
-            return self._choice(content_filter_results=severity_results(), text=text)
-        return self._choice(content_filter_results=severity_results(), delta={"content": text})
+            return self._choice(content_filter_results=filters, text=text)
+        return self._choice(content_filter_results=filters, delta={"content": text})
 
     def tool_call_start(self, call_id, name):
         call = {"index": 0, "id": call_id, "type": "function",
@@ -209,10 +215,14 @@ class ChunkMaker:
         call = {"index": 0, "function": {"arguments": piece}}
         return self._choice(content_filter_results={}, delta={"tool_calls": [call]})
 
-    def finish(self, reason, filter_results=None):
+    def finish(self, reason, filter_results=None, *, in_delta=False):
         if self.text_mode:
             return self._choice(
                 content_filter_results=filter_results or {}, text="", finish_reason=reason
+            )
+        if in_delta:  # some OpenAI-compatible servers: the reason inside the delta only
+            return self._choice(
+                content_filter_results=filter_results or {}, delta={"finish_reason": reason}
             )
         return self._choice(
             content_filter_results=filter_results or {}, delta={}, finish_reason=reason

@@ -221,7 +221,6 @@ async def test_a_secret_in_the_base_url_is_not_echoed_back(recorder):
 
 async def test_unreachable():
     spec = registry(group('apiKey: ${KEY}\nendpoint: http://127.0.0.1:9\ndeploymentName: d\nversion: "2024-10-21"')).get("gpt-4o")
-    client = client_for(spec)
     with pytest.raises(UpstreamError) as info:
         [e async for e in stream_chat(spec, HI)]
     assert info.value.code == "upstream_unreachable"
