@@ -220,6 +220,13 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_ROOT = DATA_DIR / "media"
+# Seconds without a byte from Azure before a streaming answer counts as stalled (it is then
+# saved with its text and an "upstream_stalled" error).
+CHAT_IDLE_TIMEOUT = env_int("CHAT_IDLE_TIMEOUT", 60)
+if not 1 <= CHAT_IDLE_TIMEOUT <= 3600:
+    raise ImproperlyConfigured(
+        f"CHAT_IDLE_TIMEOUT must be between 1 and 3600 seconds, not {CHAT_IDLE_TIMEOUT}"
+    )
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
 # Where generated-image links may be fetched from, besides the upstream's own origin (HTTPS only):
 # Azure keeps DALL-E results in blob storage.

@@ -802,7 +802,8 @@ def status_error(model, status, headers, body):
     upstream_message = _short(_scrubbed(str(body.get("message") or ""), model))
     if 300 <= status < 400:
         location = httpx2.URL(headers.get("location") or "")
-        elsewhere = f" to {location.scheme}://{location.host}" if location.host else ""
+        port = f":{location.port}" if location.port else ""
+        elsewhere = f" to {location.scheme}://{location.host}{port}" if location.host else ""
         return UpstreamError(
             "upstream_redirect",
             f"Azure answered with a redirect ({status}); Lapis does not follow redirects. Ask an "
