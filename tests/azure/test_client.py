@@ -7,6 +7,7 @@ query, headers (including the original ``Host``) and body are exactly what the S
 """
 
 import asyncio
+import os
 
 import httpx2
 import pytest
@@ -219,13 +220,6 @@ async def test_a_secret_in_the_base_url_is_not_echoed_back(recorder):
     assert token not in error.message + error.admin_detail + repr(error)
 
 
-async def test_unreachable():
-    spec = registry(group('apiKey: ${KEY}\nendpoint: http://127.0.0.1:9\ndeploymentName: d\nversion: "2024-10-21"')).get("gpt-4o")
-    with pytest.raises(UpstreamError) as info:
-        [e async for e in stream_chat(spec, HI)]
-    assert info.value.code == "upstream_unreachable"
-
-
 async def test_idle_timeout_is_stalled_and_closes_response(recorder):
     spec = error_spec(recorder)
     events = []
@@ -310,3 +304,80 @@ async def test_the_reader_sends_what_the_sdk_sends(recorder, monkeypatch, case):
         assert streamed["headers"]["x-team"] == "blue" and streamed["headers"]["x-cost-center"] == CANARY
     if case == "entra":
         assert streamed["headers"]["authorization"] == f"Bearer {recorder.token}"
+
+
+class CountingTransport(httpx2.AsyncBaseTransport):
+    """A real HTTP transport that counts the requests it is asked to send."""
+
+    def __init__(self):
+        self.inner = httpx2.AsyncHTTPTransport()
+        self.sent = 0
+
+    async def handle_async_request(self, request):
+        self.sent += 1
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self):
+        await self.inner.aclose()
+
+
+@pytest.fixture
+def never_accepts():
+    """A listening socket whose accept queue is full: a new connection is never accepted
+    (the kernel drops its SYN), as with a black-holed address, but bounded and local."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    fillers = []
+    for _ in range(4):  # fill the accept queue (its length is backlog + 1 on Linux)
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(server.getsockname())
+        fillers.append(filler)
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    for sock in [*fillers, server]:
+        sock.close()
+
+
+async def test_a_connect_timeout_is_one_attempt_not_three(never_accepts, monkeypatch):
+    import apps.azure.client as client_module
+
+    monkeypatch.setattr(client_module, "CONNECT_TIMEOUT", 1.5)  # 10 s in production
+    spec = registry(group(f'apiKey: ${{KEY}}\nendpoint: {never_accepts}\ndeploymentName: d\nversion: "2024-10-21"')).get("gpt-4o")
+    transport = CountingTransport()
+    async with httpx2.AsyncClient(transport=transport) as http:
+        with pytest.raises(UpstreamError) as info:
+            [e async for e in stream_chat(spec, HI, http_client=http)]
+    assert info.value.code == "upstream_unreachable"
+    assert "did not accept the connection within 1.5 seconds" in info.value.message
+    assert "connect timeout" in info.value.admin_detail
+    assert transport.sent == 1, "a connect timeout must not be retried (3 × 10 s before)"
+
+
+async def test_a_refused_connection_is_retried_then_unreachable():
+    spec = registry(group('apiKey: ${KEY}\nendpoint: http://127.0.0.1:9\ndeploymentName: d\nversion: "2024-10-21"')).get("gpt-4o")
+    transport = CountingTransport()
+    async with httpx2.AsyncClient(transport=transport) as http:
+        with pytest.raises(UpstreamError) as info:
+            [e async for e in stream_chat(spec, HI, http_client=http)]
+    assert info.value.code == "upstream_unreachable" and "could not reach" in info.value.message
+    assert transport.sent == 3  # the SDK's policy: two more attempts before the first byte
+
+
+def test_the_idle_timeout_comes_from_the_environment():
+    import subprocess
+    import sys
+
+    from tests.live import ROOT
+
+    code = "from apps.chat.generation import idle_timeout; print(idle_timeout())"
+    run = lambda value: subprocess.run(  # noqa: E731
+        [sys.executable, "manage.py", "shell", "-v0", "-c", code], cwd=ROOT,
+        env={**os.environ, "CHAT_IDLE_TIMEOUT": value}, capture_output=True, text=True,
+    )
+    assert run("7").stdout.strip() == "7.0"
+    refused = run("0")
+    assert refused.returncode != 0
+    assert "CHAT_IDLE_TIMEOUT must be between 1 and 3600 seconds, not 0" in refused.stderr
