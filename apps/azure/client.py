@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+import aiohttp
 import httpx2
 import openai
 
@@ -192,15 +193,15 @@ async def aclose_clients():
     sockets (the OS does the same at exit; HTTP/1.1 has no goodbye), answers in flight are
     cancelled by Daphne anyway, and the credential holds only an in-memory token cache.
     """
-    clients = list(_clients.values()) + list(_http_clients.values())
+    clients = list(_clients.values()) + list(_sessions.values())
     _clients.clear()
-    _http_clients.clear()
+    _sessions.clear()
     _token_providers.clear()
     credentials = list(_credentials.values())
     _credentials.clear()
     for client in clients:
         try:
-            await (client.aclose() if isinstance(client, httpx2.AsyncClient) else client.close())
+            await client.close()
         except Exception:  # closing is best effort; one failure must not keep others open
             logger.warning("closing an Azure client failed", exc_info=True)
     for credential in credentials:
@@ -302,8 +303,11 @@ async def _create(spec, messages, *, params, tools, tool_choice, stream, timeout
 # ---- streaming ------------------------------------------------------------------------------
 #
 # Streamed answers do not go through the SDK: it builds a tree of pydantic objects per chunk,
-# which cost more than all the rest of the relay. Lapis sends the same request the SDK would
-# (URL, query, headers, auth, body) with httpx2 and decodes the SSE stream itself (sse.py).
+# and the httpx2 read path beneath it (h11, anyio, a timeout scope per read) costs several times
+# what Lapis's whole relay may spend per chunk (python -m tests.bench.stream_reader prints both).
+# Lapis sends the same request the SDK would (URL, query, headers, auth, body) with aiohttp
+# (already a dependency, through azure-identity: a maintained client with a C HTTP parser whose
+# read path costs little more than asyncio's own) and decodes the SSE stream itself (sse.py).
 # Non-streamed calls (titles, summaries, images) keep the SDK.
 
 MAX_RETRIES = 2  # as the SDK: two more attempts before the first byte
@@ -315,22 +319,22 @@ USER_AGENT = {  # what the SDK clients above send, so gateways see one client ei
     "openai": f"{OpenAIClient.__name__}/Python {openai.__version__}",
 }
 
-_http_clients = {}
+_sessions = {}
 _token_providers = {}
 
 
-def stream_http_client():
-    """The process's HTTP client for streamed answers (per event loop): never follows redirects,
-    no cap on connections (1,000 answers at once are 1,000 connections; limits live elsewhere)."""
+def stream_session():
+    """The process's HTTP session for streamed answers (per event loop): never follows
+    redirects (each request says so), no cap on connections (1,000 answers at once are 1,000
+    connections; limits live elsewhere), proxies from the environment like httpx's default."""
     loop = asyncio.get_running_loop()
-    client = _http_clients.get(loop)
-    if client is None or client.is_closed:
-        client = _http_clients[loop] = httpx2.AsyncClient(
-            follow_redirects=False,
-            timeout=None,
-            limits=httpx2.Limits(max_connections=None, max_keepalive_connections=200),
+    session = _sessions.get(loop)
+    if session is None or session.closed:
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=30)
+        session = _sessions[loop] = aiohttp.ClientSession(
+            connector=connector, trust_env=True, timeout=aiohttp.ClientTimeout(total=None)
         )
-    return client
+    return session
 
 
 def _token_provider():
@@ -414,8 +418,8 @@ def _retry_after(headers):
     return None
 
 
-def retry_wait(response, attempt):
-    """Seconds to wait before sending again after ``response`` (an error status), or None.
+def retry_wait(status, headers, attempt):
+    """Seconds to wait before sending again after an error ``status``, or None for no retry.
 
     The SDK's rule (``x-should-retry``, then 408/409/429/5xx; ``retry-after`` up to 60 s, else
     0.5 s doubling with jitter), except that a wait longer than MAX_RETRY_WAIT is not waited
@@ -423,12 +427,10 @@ def retry_wait(response, attempt):
     """
     if attempt >= MAX_RETRIES:
         return None
-    headers = response.headers
     retry_after = _retry_after(headers)
     if retry_after is not None and retry_after > MAX_RETRY_WAIT:
         return None
     should = headers.get("x-should-retry")
-    status = response.status_code
     if should == "false" or (should != "true" and status not in RETRY_STATUSES and status < 500):
         return None
     if retry_after is not None and 0 < retry_after <= 60:
@@ -442,7 +444,7 @@ def _backoff(attempt):
 
 async def stream_chat(
     model, messages, *, params=None, tools=None, tool_choice=None, idle_timeout=60.0,
-    http_client=None,
+    session=None,
 ):
     """Stream one answer from ``model`` (a ModelSpec) as events; raises only UpstreamError.
 
@@ -451,8 +453,8 @@ async def stream_chat(
     (``[DONE]`` or the end of the body) is complete, with or without a finish reason; a body cut
     off mid-chunk or a dropped connection raises ``upstream_broken``; nothing for
     ``idle_timeout`` seconds raises ``upstream_stalled``. Leaving the iteration early (a
-    cancelled task, ``aclose``) closes the response, so the upstream sees the disconnect.
-    ``http_client`` (tests) replaces the process's client.
+    cancelled task, ``aclose``) closes the connection, so the upstream sees the disconnect.
+    ``session`` (tests: an ``aiohttp.ClientSession``) replaces the process's session.
     """
     route, body = build_request(
         model, messages, params=params, tools=tools, tool_choice=tool_choice, stream=True
@@ -462,42 +464,51 @@ async def stream_chat(
     url = stream_url(target, model.deployment, "chat/completions" if route == "chat" else route)
     query = {"api-version": target.api_version} if target.api_version else None
     content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    timeout = httpx2.Timeout(idle_timeout, connect=CONNECT_TIMEOUT)
-    http = http_client or stream_http_client()
+    timeout = aiohttp.ClientTimeout(
+        total=None, connect=None, sock_connect=CONNECT_TIMEOUT, sock_read=idle_timeout
+    )
+    session = session or stream_session()
     response = None
     try:
         for attempt in range(MAX_RETRIES + 1):
-            request = http.build_request(
-                "POST", url, params=query, headers=await request_headers(target),
-                content=content, timeout=timeout,
+            headers = await request_headers(target)
+            response = await _send(
+                session, url, model, attempt,
+                params=query, data=content, headers=headers, timeout=timeout,
+                allow_redirects=False,
             )
-            response = await _send(http, request, model, attempt)
             if response is None:
                 await asyncio.sleep(_backoff(attempt))
                 continue
-            if response.status_code < 300:
+            if response.status < 300:
                 break
-            await response.aread()
-            await response.aclose()
-            wait = retry_wait(response, attempt)
+            try:
+                error_body = await response.read()
+            except aiohttp.ClientError:
+                error_body = b""
+            response.release()
+            wait = retry_wait(response.status, response.headers, attempt)
             if wait is None:
-                raise map_status(model, response)
-            yield Retry(seconds=wait, status=response.status_code, attempt=attempt + 1)
+                raise map_status(model, response.status, response.headers, error_body)
+            yield Retry(seconds=wait, status=response.status, attempt=attempt + 1)
             await asyncio.sleep(wait)
-        else:
-            raise _unreachable(model, "connection failed after retries")
         async for event in _read_stream(model, response, idle_timeout):
             yield event
     finally:
         if response is not None:
-            await response.aclose()
+            # At the end of the body the connection goes back to the pool; before it (a stop,
+            # an error, a cancelled task) it is closed, which the upstream sees.
+            if response.content.at_eof():
+                response.release()
+            else:
+                response.close()
 
 
-async def _send(http, request, model, attempt):
-    """The response to ``request`` (headers read), or None for a connection error to retry."""
+async def _send(session, url, model, attempt, **options):
+    """The response to a POST (headers read), or None for a connection error to retry."""
     try:
-        return await http.send(request, stream=True)
-    except httpx2.ConnectTimeout:
+        return await session.post(url, **options)
+    except aiohttp.ConnectionTimeoutError:
         # Not retried: three 10 s attempts would leave the user waiting half a minute.
         raise UpstreamError(
             "upstream_unreachable",
@@ -505,12 +516,12 @@ async def _send(http, request, model, attempt):
             "seconds. Try again in a moment.",
             admin_detail=_where(model) + f": connect timeout ({CONNECT_TIMEOUT:g} s)",
         ) from None
-    except httpx2.TimeoutException:
+    except TimeoutError:
         raise UpstreamError(
             "upstream_unreachable", "The model did not answer in time. Try again.",
             admin_detail=_where(model) + ": timed out waiting for the response",
         ) from None
-    except httpx2.TransportError as exc:
+    except (aiohttp.ClientError, OSError) as exc:
         if attempt < MAX_RETRIES:
             return None
         raise _unreachable(model, f"connection failed ({type(exc).__name__})") from None
@@ -534,22 +545,21 @@ def _broken(model, detail):
 async def _read_stream(model, response, idle_timeout):
     decoder = SSEDecoder()
     reader = _ChunkReader(model)
-    chunks = response.aiter_bytes()
+    content = response.content
     try:
         while not reader.done:
-            try:
-                chunk = await chunks.__anext__()
-            except StopAsyncIteration:
-                break
+            chunk = await content.readany()
+            if not chunk:
+                break  # the end of the body
             for event in reader.read(decoder.feed(chunk)):
                 yield event
-    except httpx2.ReadTimeout:
+    except TimeoutError:  # aiohttp's sock_read: no byte for idle_timeout seconds
         raise UpstreamError(
             "upstream_stalled",
             f"The model stopped answering (nothing for {idle_timeout:g} seconds).",
             admin_detail=_where(model) + f": no chunk for {idle_timeout:g} s",
         ) from None
-    except httpx2.TransportError as exc:  # a reset, a chunked body cut short, ...
+    except (aiohttp.ClientError, OSError) as exc:  # a reset, a chunked body cut short, ...
         raise _broken(model, f"connection broke mid-stream ({type(exc).__name__})") from None
     if not reader.done:
         last, partial = decoder.finish()
@@ -781,18 +791,18 @@ def map_error(exc, model):
     return _stream_error(model, {"error": body})
 
 
-def map_status(model, response):
-    """An error response (read) of the stream reader as an UpstreamError: from status and body."""
+def map_status(model, status, headers, content):
+    """An error response of the stream reader as an UpstreamError: from status and body bytes."""
     try:
-        data = json.loads(response.content)
+        data = json.loads(content)
     except ValueError:
         data = None
     if isinstance(data, dict):
         body = data.get("error", data)
         body = body if isinstance(body, dict) else {"message": str(body)}
     else:
-        body = {"message": response.content[:300].decode("utf-8", "replace")}
-    return status_error(model, response.status_code, response.headers, body)
+        body = {"message": content[:300].decode("utf-8", "replace")}
+    return status_error(model, status, headers, body)
 
 
 def status_error(model, status, headers, body):
