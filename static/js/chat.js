@@ -256,6 +256,14 @@ const handlers = {
     showError(describeError(frame));
     view.announce(frame.message);
   },
+  // Azure asked to wait before the first text (a short 429): say so until text arrives.
+  retrying: (frame) => {
+    const message = tree.byId.get(frame.message_id);
+    if (!message || message.status !== "streaming") return;
+    message.retrying = frame.message;
+    view.update(message);
+    view.announce(frame.message);
+  },
   attachments: (frame) => {
     const message = tree.byId.get(frame.message_id);
     if (!message) return;

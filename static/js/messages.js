@@ -95,6 +95,7 @@ export class MessageView {
       <div class="message-body" data-testid="message-body"></div>
       <div class="message-attachments" data-message-attachments data-testid="message-attachments" hidden></div>
       <p class="message-notice" data-testid="message-notice" hidden></p>
+      <p class="message-retry" data-testid="message-retry" role="status" hidden></p>
       <p class="message-error" data-testid="message-error" role="alert" hidden></p>
       <div class="message-actions">
         <span class="siblings" data-siblings hidden>
@@ -165,6 +166,10 @@ export class MessageView {
     const notice = article.querySelector(".message-notice");
     notice.hidden = !message.notice;
     notice.textContent = message.notice || "";
+    const retry = article.querySelector(".message-retry");
+    const waiting = message.status === "streaming" && !message.content && message.retrying;
+    retry.hidden = !waiting; // shown until the first text (or the end) arrives
+    retry.textContent = waiting ? message.retrying : "";
     const error = article.querySelector(".message-error");
     error.hidden = !message.error;
     if (message.error) error.textContent = describeError(message.error);

@@ -222,3 +222,15 @@ def test_conversation_settings_reach_the_model(page, screenshot):
     assert page.input_value("[data-testid=settings-image-detail]") == "low"
     assert page.input_value("[data-testid=settings-temperature]") == "0.4"
     assert page.console_errors == []
+
+
+def test_a_short_rate_limit_wait_is_shown_until_text_arrives(page):
+    """Azure's short 429 is retried; meanwhile the answer says Azure is busy and when it retries."""
+    send(page, "Patience [sim:429 retry_after=2 times=1 key=browser-retry] [sim:echo]")
+    retry = last_answer(page).locator("[data-testid=message-retry]")
+    retry.wait_for(state="visible")
+    assert "Azure is busy (429). Lapis tries again in 2 seconds." == retry.inner_text()
+    page.locator("[data-testid=message][data-role=assistant][data-status=complete]").last.wait_for()
+    assert last_answer(page).locator("[data-testid=message-body]").inner_text().startswith("Patience")
+    assert retry.is_hidden()
+    assert page.console_errors == []
