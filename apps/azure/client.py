@@ -553,6 +553,8 @@ async def _read_stream(model, response, idle_timeout):
                 break  # the end of the body
             for event in reader.read(decoder.feed(chunk)):
                 yield event
+            if reader.error:
+                raise reader.error
     except TimeoutError:  # aiohttp's sock_read: no byte for idle_timeout seconds
         raise UpstreamError(
             "upstream_stalled",
@@ -563,13 +565,12 @@ async def _read_stream(model, response, idle_timeout):
         raise _broken(model, f"connection broke mid-stream ({type(exc).__name__})") from None
     if not reader.done:
         last, partial = decoder.finish()
-        try:
-            for event in reader.read(last):
-                yield event
-        except UpstreamError:
-            if partial:  # the body ended inside a chunk: cut off, not malformed
-                raise _broken(model, "the body ended in the middle of a chunk") from None
-            raise
+        for event in reader.read(last):
+            yield event
+        if reader.error and partial:  # the body ended inside a chunk: cut off, not malformed
+            raise _broken(model, "the body ended in the middle of a chunk")
+        if reader.error:
+            raise reader.error
     for event in reader.pending_calls():
         yield event
 
@@ -581,7 +582,7 @@ class _ChunkReader:
     (async-filter annotations), ``finish_reason`` inside ``delta``, tool calls in pieces.
     """
 
-    __slots__ = ("model", "completion", "calls", "done", "filter_error_seen")
+    __slots__ = ("model", "completion", "calls", "done", "filter_error_seen", "error")
 
     def __init__(self, model):
         self.model = model
@@ -589,9 +590,19 @@ class _ChunkReader:
         self.calls = {}
         self.done = False
         self.filter_error_seen = False
+        self.error = None
 
     def read(self, events):
+        """The Lapis events of ``events``; an error in one of them comes after the events
+        before it (one network read may carry text and then a malformed or error event)."""
         out = []
+        try:
+            self._read(events, out)
+        except UpstreamError as exc:
+            self.error = exc
+        return out
+
+    def _read(self, events, out):
         for kind, data in events:
             if kind is not None and kind != "message":
                 if kind == "error":
@@ -619,7 +630,6 @@ class _ChunkReader:
                 out.append(
                     Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
                 )
-        return out
 
     def _choice(self, choice, out):
         delta = choice.get("delta")

@@ -393,3 +393,17 @@ def test_the_idle_timeout_comes_from_the_environment():
     refused = run("0")
     assert refused.returncode != 0
     assert "CHAT_IDLE_TIMEOUT must be between 1 and 3600 seconds, not 0" in refused.stderr
+
+
+@pytest.mark.parametrize("fault", ["[sim:malformed after=3]", "[sim:error_event after=3]"])
+async def test_text_before_a_bad_event_in_the_same_read_is_kept(azure_simulator, fault):
+    """At zero delay the text chunks and the bad event arrive together: the text still comes
+    out before the error."""
+    spec = registry(
+        group(f'apiKey: {azure_simulator.api_key}\nendpoint: {azure_simulator.url}\ndeploymentName: gpt-4o\nversion: "2024-10-21"')
+    ).get("gpt-4o")
+    events = []
+    with pytest.raises(UpstreamError):
+        async for event in stream_chat(spec, [{"role": "user", "content": f"x [sim:words 50] {fault} [sim:delay ttft=0 chunk=0]"}]):
+            events.append(event)
+    assert len([e for e in events if isinstance(e, TextDelta)]) == 3
