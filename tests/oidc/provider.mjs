@@ -7,13 +7,37 @@ import Provider from 'oidc-provider';
 
 const config = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const users = () => JSON.parse(fs.readFileSync(config.usersFile, 'utf8'));
+const clients = () => JSON.parse(fs.readFileSync(config.clientsFile, 'utf8'));
+
+// Everything in memory, except clients: those are read from a file that the test fixture writes,
+// so a Lapis server started on any port can be registered without restarting the provider.
+const stores = new Map();
+class Adapter {
+  constructor(name) {
+    this.name = name;
+    if (!stores.has(name)) stores.set(name, new Map());
+    this.store = stores.get(name);
+  }
+  async upsert(id, payload) { this.store.set(id, payload); }
+  async find(id) {
+    if (this.name === 'Client') return clients()[id];
+    return this.store.get(id);
+  }
+  async findByUid(uid) { return [...this.store.values()].find((p) => p.uid === uid); }
+  async findByUserCode(code) { return [...this.store.values()].find((p) => p.userCode === code); }
+  async consume(id) { const p = this.store.get(id); if (p) p.consumed = Math.floor(Date.now() / 1000); }
+  async destroy(id) { this.store.delete(id); }
+  async revokeByGrantId(grantId) {
+    for (const [id, p] of this.store) if (p.grantId === grantId) this.store.delete(id);
+  }
+}
 const ENTRA_CLAIMS = [
   'tid', 'oid', 'preferred_username', 'name', 'groups', 'roles', 'hasgroups',
   '_claim_names', '_claim_sources',
 ];
 
 const provider = new Provider(config.issuer, {
-  clients: config.clients,
+  adapter: Adapter,
   jwks: config.jwks,
   cookies: { keys: ['lapis-test-cookie-key'] },
   // Entra puts the user's claims in the ID token itself, not only behind the userinfo endpoint.
