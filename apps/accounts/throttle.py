@@ -29,9 +29,9 @@ def client_address(request):
     forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
     forwarded = [part for part in forwarded if part]
     if len(forwarded) < count:
-        # Fewer entries than proxies: the request bypassed a proxy; the leftmost we have is
-        # still one a trusted proxy wrote only if it exists, so fall back to the socket peer.
-        return forwarded[0] if forwarded else remote
+        # Fewer entries than proxies: the request did not pass all of them, so no entry can be
+        # trusted; the socket peer is the best we know.
+        return remote
     return forwarded[-count]
 
 

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.urls import path
@@ -17,3 +18,10 @@ urlpatterns = [
     path("register/", views.register, name="register"),
     path("", views.home, name="home"),
 ]
+if settings.OIDC_ENABLED:
+    from apps.accounts import oidc
+
+    urlpatterns += [
+        path("oidc/authenticate/", oidc.SignInStart.as_view(), name="oidc_authentication_init"),
+        path("oidc/callback/", oidc.SignInCallback.as_view(), name="oidc_authentication_callback"),
+    ]

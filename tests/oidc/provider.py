@@ -144,6 +144,10 @@ class OidcProvider:
         self._write("clients.json", self._clients)
         return client_id, secret
 
+    def set_redirect(self, client_id, redirect_uri):
+        self._clients[client_id]["redirect_uris"] = [redirect_uri]
+        self._write("clients.json", self._clients)
+
     def set_user(self, login, claims):
         """Add or replace a user; ``claims`` (see ``entra_claims``) go into their ID token."""
         self._users[login] = {"claims": claims}
