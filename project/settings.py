@@ -137,6 +137,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "apps.accounts.middleware.FirstRunMiddleware",
     "apps.accounts.middleware.LoginRequiredMiddleware",
+    "apps.accounts.middleware.AdminForStaffOnlyMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"

@@ -21,6 +21,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import Group
 from django.core.exceptions import SuspiciousOperation
 from django.db import transaction
+from django.http import Http404
 from django.shortcuts import render
 from django.utils.decorators import method_decorator
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
@@ -267,6 +268,8 @@ class SignInStart(_DiscoverySettings, OIDCAuthenticationRequestView):
     OIDC_OP_AUTH_ENDPOINT = property(lambda self: _endpoint("authorization_endpoint"))
 
     def get(self, request):
+        if not settings.OIDC_ENABLED:
+            raise Http404("Company sign-in is not configured (OIDC_ISSUER or ENTRA_TENANT_ID).")
         try:
             return super().get(request)
         except (requests.RequestException, SuspiciousOperation, ValueError) as exc:
@@ -279,11 +282,14 @@ class SignInCallback(_DiscoverySettings, OIDCAuthenticationCallbackView):
     """The IdP's redirect back: code exchanged, ID token verified, user signed in or refused."""
 
     def get(self, request):
-        try:
-            return super().get(request)
-        except SuspiciousOperation:
+        if not settings.OIDC_ENABLED:
+            raise Http404("Company sign-in is not configured (OIDC_ISSUER or ENTRA_TENANT_ID).")
+        state = request.GET.get("state")
+        if "code" in request.GET and state not in request.session.get("oidc_states", {}):
+            # A replayed or forwarded callback: its state was used up or never issued here.
             return self._refuse("This sign-in link was already used or belongs to another browser "
                                 "session. Start again from the sign-in page.")
+        return super().get(request)
 
     def login_failure(self):
         reason = getattr(self.request, "lapis_signin_refused", None)

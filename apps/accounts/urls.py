@@ -1,10 +1,9 @@
-from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 from django.views.generic import RedirectView
 
-from apps.accounts import views
+from apps.accounts import oidc, views
 
 urlpatterns = [
     path("setup/", views.setup, name="setup"),
@@ -18,10 +17,7 @@ urlpatterns = [
     path("register/", views.register, name="register"),
     path("", views.home, name="home"),
 ]
-if settings.OIDC_ENABLED:
-    from apps.accounts import oidc
-
-    urlpatterns += [
-        path("oidc/authenticate/", oidc.SignInStart.as_view(), name="oidc_authentication_init"),
-        path("oidc/callback/", oidc.SignInCallback.as_view(), name="oidc_authentication_callback"),
-    ]
+urlpatterns += [
+    path("oidc/authenticate/", oidc.SignInStart.as_view(), name="oidc_authentication_init"),
+    path("oidc/callback/", oidc.SignInCallback.as_view(), name="oidc_authentication_callback"),
+]
