@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from apps.azure.client import Finish, TextDelta, ToolCall, Usage, stream_chat
 from apps.azure.errors import UpstreamError
+from apps.azure import access
 from apps.azure.registry import aget_registry
 from apps.chat import imagegen, protocol, vision
 from apps.chat.budget import record_usage
@@ -163,14 +164,18 @@ class Generation:
 
     async def _read(self, message):
         """Read the upstream stream into ``self.text``; return (status, error dict or None)."""
-        registry = await aget_registry()
-        model = imagegen.find_model(message.model_key, registry)
+        # The owner's view: the image tool and a re-check of the model (access may have been
+        # taken away since the answer was queued) follow the access rules.
+        registry = await _owner_registry(message)
+        model = imagegen.find_model(message.model_key, registry.registry)
         self.notice = message.notice  # e.g. a vision stand-in, set when the answer was created
         if model is None:
             return Message.Status.ERROR, {
                 "code": "unknown_model",
                 "message": f"The model {message.model_key} is no longer configured.",
             }
+        if not registry.allows(model):
+            return Message.Status.ERROR, {"code": "model_not_allowed", "message": str(access.refusal(model))}
         branch = await _branch(message)
         try:
             if model.type == "image":
@@ -352,6 +357,14 @@ class Generation:
             notice = f"{message.notice} {notice}"
         message.notice = self.notice = notice
         await Message.objects.filter(id=self.message_id).aupdate(notice=notice)
+
+
+async def _owner_registry(message):
+    """The active registry as the conversation's owner may use it (apps.azure.access)."""
+    from asgiref.sync import sync_to_async
+
+    registry = await aget_registry()
+    return await sync_to_async(registry.for_user)(message.conversation.owner)
 
 
 async def _branch(message):
