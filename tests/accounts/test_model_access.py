@@ -195,3 +195,33 @@ async def test_the_image_tool_uses_only_an_image_model_the_user_may_use(azure_si
         await socket.done(created["id"])
         (request,) = azure_simulator.requests("gpt-4o-mini")
         assert bool(request["json"].get("tools")) is expect_tool
+
+
+# ------------------------------------------------------------------------------- the admin
+def test_the_admin_sees_which_models_a_user_gets_and_why(restricted):
+    from apps.accounts.models import ExternalIdentity
+
+    bea, _ = member("bea", "basic")
+    ExternalIdentity.objects.create(user=bea, issuer="https://idp", subject="s", groups_overage=True)
+    _, admin = make_user_and_client("root", staff=True)
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.filter(username="root").update(is_superuser=True)
+    page = admin.get(f"/admin/auth/user/{bea.pk}/change/").content.decode()
+    assert 'data-key="gpt-4o" data-allowed="no"' in page and "needs one of premium" in page
+    assert 'data-key="gpt-4o-mini" data-allowed="yes"' in page and "member of basic" in page
+    assert "group overage claim" in page and "app roles" in page
+
+
+def test_the_config_preview_shows_access_and_its_diff(restricted, azure_simulator):
+    from apps.azure.admin import describe, diff
+    from apps.azure.registry import registry_from_text
+
+    data = yaml.safe_load(restricted_yaml(azure_simulator))
+    data["endpoints"]["azureOpenAI"]["groups"][0]["models"]["gpt-4o"]["access"] = ["premium", "research"]
+    new = registry_from_text(yaml.safe_dump(data, sort_keys=False))
+    rows = {m["key"]: m for g in describe(new) for m in g["models"]}
+    assert rows["small-window"]["access"] == "everyone" and rows["dall-e-3"]["access"] == "artists"
+    assert rows["gpt-4o"]["access"] == "premium, research"
+    changed = {c["key"]: c["fields"] for c in diff(restricted, new)["changed"]}
+    assert changed == {"gpt-4o": "access"}
