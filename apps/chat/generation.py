@@ -22,9 +22,9 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
+from apps.azure import access
 from apps.azure.client import Finish, TextDelta, ToolCall, Usage, stream_chat
 from apps.azure.errors import UpstreamError
-from apps.azure import access
 from apps.azure.registry import aget_registry
 from apps.chat import imagegen, protocol, vision
 from apps.chat.budget import record_usage

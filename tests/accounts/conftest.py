@@ -2,6 +2,8 @@
 
 import pytest
 
+# The socket fixtures of the chat tests (a fresh channel layer per test, open_socket).
+from tests.chat.conftest import _fresh_channel_layer, open_socket  # noqa: F401
 from tests.live import LiveServer
 from tests.oidc.provider import TENANT, OidcProvider
 

@@ -13,7 +13,7 @@ from apps.azure import access
 from apps.azure.config import parse_config
 from apps.chat.models import Conversation, Message
 from apps.media.images import create_upload
-from tests.chat.conftest import _fresh_channel_layer, ado, make_user_and_client, open_socket  # noqa: F401 - fixtures
+from tests.chat.conftest import ado, make_user_and_client
 from tests.media.imagefiles import png
 
 pytestmark = pytest.mark.django_db(transaction=True)

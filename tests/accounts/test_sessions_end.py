@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.contrib.sessions.models import Session
 
-from tests.chat.conftest import _fresh_channel_layer, ado, make_user_and_client, open_socket  # noqa: F401
+from tests.chat.conftest import ado, make_user_and_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CLOSE_TIMEOUT = 20  # generous on a loaded machine; the close normally comes within milliseconds
