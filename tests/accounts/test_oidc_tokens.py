@@ -170,3 +170,30 @@ def test_local_login_off_refuses_the_password_form(client, oidc_settings):
     assert "data-testid=\"oidc-sign-in\"" in page and "data-testid=\"login-form\"" not in page
     response = client.post("/login/", {"username": "localadmin", "password": "x-Local-admin-42"})
     assert response.status_code == 403 and "_auth_user_id" not in client.session
+
+
+def test_with_local_login_off_the_first_run_admin_still_works(client, settings):
+    from apps.accounts.first_run import forget_setup_state, setup_token
+
+    settings.LOCAL_LOGIN = False
+    forget_setup_state()
+    try:
+        response = client.post("/setup/", {
+            "setup_token": setup_token(), "username": "owner", "email": "o@example.org",
+            "password1": "Zebra-crossing-42!", "password2": "Zebra-crossing-42!"})
+        assert response.status_code == 302
+        owner = get_user_model().objects.get(username="owner")
+        assert owner.is_superuser and client.session["_auth_user_id"] == str(owner.pk)
+    finally:
+        forget_setup_state()
+
+
+def test_a_missing_client_secret_is_a_system_check_error(settings):
+    from apps.accounts.checks import check_sign_in
+
+    settings.OIDC_ENABLED, settings.OIDC_ISSUER = True, "https://login.microsoftonline.com/t/v2.0"
+    settings.OIDC_RP_CLIENT_ID, settings.OIDC_RP_CLIENT_SECRET = "id", ""
+    settings.LOCAL_LOGIN = True
+    assert [p.id for p in check_sign_in()] == ["lapis.E102"]
+    settings.LOCAL_LOGIN, settings.OIDC_ENABLED = False, False
+    assert [p.id for p in check_sign_in()] == ["lapis.E101"]
