@@ -4,6 +4,7 @@ process (manage.py shell). PostgreSQL + Redis profile only, like tests/chat/test
 (on SQLite one process is the deployment; there the per-frame check covers a lost event)."""
 
 import asyncio
+import time
 import uuid
 
 import aiohttp
@@ -50,10 +51,12 @@ async def test_logout_on_a_closes_the_socket_on_b(servers):
     try:
         socket = await alice.socket(b)
         token = next(c.value for c in alice.session.cookie_jar if c.key == "csrftoken")
+        started = time.monotonic()
         async with alice.session.post(a.url + "/logout/", data={"csrfmiddlewaretoken": token},
                                       headers={"Origin": a.url}, allow_redirects=False) as response:
             assert response.status == 302
         assert await closed(socket) == 4401
+        print(f"figure: logout on A to socket closed on B: {time.monotonic() - started:.3f} s")
     finally:
         await alice.close()
 
@@ -67,9 +70,11 @@ async def test_a_change_from_another_process_closes_the_socket_on_b(servers, use
     user = await Browserless.sign_in(a, username)
     try:
         socket = await user.socket(b)
+        started = time.monotonic()  # includes the manage.py shell start-up (about a second)
         await asyncio.to_thread(
             a.shell, f"from django.contrib.auth.models import User; u = User.objects.get(username={username!r}); {change}"
         )
         assert await closed(socket) == code
+        print(f"figure: {change!r} in another process to socket closed on B: {time.monotonic() - started:.3f} s")
     finally:
         await user.close()
