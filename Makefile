@@ -7,7 +7,8 @@ SIM_PORT ?= 8001
 CHROMIUM ?= /usr/bin/chromium
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install chromium lint bench clean
+.PHONY: run test install chromium oidc-provider lint bench clean
+OIDC_STAMP := tests/oidc/node_modules/.package-lock.json
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -34,7 +35,15 @@ chromium:
 	  fi; \
 	fi
 
-test: install chromium
+# The tests' OpenID Connect provider (panva's oidc-provider, pinned in tests/oidc/package-lock.json).
+$(OIDC_STAMP): tests/oidc/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: install Node.js (apt-get install nodejs npm) for the sign-in tests"; exit 1; }
+	cd tests/oidc && npm ci --no-audit --no-fund --silent
+	touch $@
+
+oidc-provider: $(OIDC_STAMP)
+
+test: install chromium oidc-provider
 	CHROMIUM=$(CHROMIUM) LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m pytest $(PYTEST_ARGS)
 
 # Rerunnable measurements (figures printed, never asserted): the simulator's own throughput, and

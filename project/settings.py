@@ -137,6 +137,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "apps.accounts.middleware.FirstRunMiddleware",
     "apps.accounts.middleware.LoginRequiredMiddleware",
+    "apps.accounts.middleware.AdminForStaffOnlyMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -208,7 +209,42 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+# Per client address: much higher than per account, so one office behind a NAT is not locked out.
+LOGIN_ADDRESS_FAILURE_LIMIT = env_int("LOGIN_ADDRESS_FAILURE_LIMIT", 50)
 LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 60)
+# How many reverse proxies in front of Lapis append to X-Forwarded-For; 0 trusts none of it.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+LOCAL_LOGIN = env_bool("LOCAL_LOGIN", True)
+
+# Company sign-in (OpenID Connect, Entra ID first): apps/accounts/oidc.py, README "Company sign-in".
+ENTRA_TENANT_ID = env_str("ENTRA_TENANT_ID")
+OIDC_ISSUER = env_str("OIDC_ISSUER") or (
+    f"https://login.microsoftonline.com/{ENTRA_TENANT_ID}/v2.0" if ENTRA_TENANT_ID else ""
+)
+OIDC_ENABLED = bool(OIDC_ISSUER)
+OIDC_RP_CLIENT_ID = env_str("OIDC_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_CLIENT_SECRET")
+# Single-tenant by default: only the configured tenant's users (Entra's tid claim).
+OIDC_ALLOWED_TENANTS = env_list(
+    "OIDC_ALLOWED_TENANTS",
+    ENTRA_TENANT_ID if ENTRA_TENANT_ID not in ("common", "organizations", "consumers") else "",
+)
+OIDC_ALLOWED_EMAIL_DOMAINS = [d.lower().lstrip("@") for d in env_list("OIDC_ALLOWED_EMAIL_DOMAINS")]
+OIDC_CREATE_USERS = env_bool("OIDC_CREATE_USERS", True)
+OIDC_ADMIN_ROLES = env_list("OIDC_ADMIN_ROLES")
+OIDC_BUTTON_LABEL = env_str(
+    "OIDC_BUTTON_LABEL",
+    "Sign in with Microsoft" if "login.microsoftonline.com" in OIDC_ISSUER else "Sign in with single sign-on",
+)
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_RP_SCOPES = "openid email profile"
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT", 10)
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+if OIDC_ENABLED:
+    AUTHENTICATION_BACKENDS.append("apps.accounts.oidc.LapisOIDCBackend")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -48,9 +48,10 @@ class ThrottledAuthenticationForm(AuthenticationForm):
     def clean(self):
         """Refuse while throttled; count each failure against the account and the address."""
         username = self.data.get("username", "")
-        address = self.request.META.get("REMOTE_ADDR", "") if self.request else ""
+        address = throttle.client_address(self.request) if self.request else ""
         wait = throttle.seconds_until_allowed(username=username, address=address)
         if wait:
+            throttle.log_refusal(kind="throttled", username=username, address=address, reason=f"retry in {wait}s")
             raise forms.ValidationError(
                 self.error_messages["throttled"], code="throttled", params={"seconds": wait}
             )
@@ -58,6 +59,7 @@ class ThrottledAuthenticationForm(AuthenticationForm):
             cleaned = super().clean()
         except forms.ValidationError:
             throttle.record_failure(username=username, address=address)
+            throttle.log_refusal(kind="failed", username=username, address=address, reason="wrong username or password")
             raise
         throttle.clear_failures(username=username)
         return cleaned

@@ -3,7 +3,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 from django.views.generic import RedirectView
 
-from apps.accounts import views
+from apps.accounts import oidc, views
 
 urlpatterns = [
     path("setup/", views.setup, name="setup"),
@@ -16,4 +16,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("register/", views.register, name="register"),
     path("", views.home, name="home"),
+]
+urlpatterns += [
+    path("oidc/authenticate/", oidc.SignInStart.as_view(), name="oidc_authentication_init"),
+    path("oidc/callback/", oidc.SignInCallback.as_view(), name="oidc_authentication_callback"),
 ]

@@ -188,7 +188,17 @@ def describe_model(spec):
         "auth": "Entra ID (DefaultAzureCredential)" if spec.auth_mode == "entra" else "api-key "
         + (spec.target.api_key.display if spec.target and spec.target.api_key else ""),
         "headers": ", ".join(f"{n}: {v.display}" for n, v in spec.target.headers) if spec.target else "",
+        "access": describe_access(spec),
     }
+
+
+def describe_access(spec):
+    """The preview's Access column (see apps.azure.access)."""
+    from apps.azure.access import EVERYONE
+
+    if spec.access is None or EVERYONE in spec.access:
+        return "everyone"
+    return ", ".join(spec.access)
 
 
 def diff(old, new):
@@ -205,7 +215,7 @@ def diff(old, new):
             continue
         fields = [
             name
-            for name in ("label", "type", "deployment", "api_version", "context_window", "max_output", "capabilities", "url", "auth", "headers")
+            for name in ("label", "type", "deployment", "api_version", "context_window", "max_output", "capabilities", "url", "auth", "headers", "access")
             if before[name] != model[name]
         ]
         if old_groups.get(key) != group:

@@ -81,9 +81,10 @@ GROUP_KEYS = (
     "forcePrompt",
     "assistants",
     "authMode",
+    "access",
     "models",
 )
-MODEL_KEYS = ("deploymentName", "version", "label", "contextWindow", "maxOutput", "vision", "type")
+MODEL_KEYS = ("deploymentName", "version", "label", "contextWindow", "maxOutput", "vision", "type", "access")
 FORBIDDEN_HEADERS = frozenset({"api-key", "authorization", "host"})
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 MODEL_TYPES = ("chat", "completion", "image")
@@ -147,6 +148,7 @@ class ModelConfig:
     vision: bool | None
     type: str | None
     line: int
+    access: tuple | None = None  # Lapis group names that may use it; None: the group's rule
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,7 @@ class GroupConfig:
     assistants: bool = False
     auth_mode: str = "apiKey"
     models: tuple = ()
+    access: tuple | None = None  # Lapis group names that may use its models; None: everyone
 
 
 @dataclass(frozen=True)
@@ -578,7 +581,26 @@ class _Validator:
             assistants=self.boolean(items, "assistants", path),
             auth_mode=auth_mode,
             models=tuple(models),
+            access=self.access(items, path),
         )
+
+    def access(self, items, path):
+        """``access:`` a list of Lapis group names (IdP group ids or app-role names); None when
+        absent. At model level it replaces the group's list for that model."""
+        if "access" not in items:
+            return None
+        node = items["access"][1]
+        apath = f"{path}.access"
+        value = self.plain(node, apath)
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            self.error(apath, node, "access must be a list of group names, like access: [Chat.Premium, research]")
+            return None
+        if not value:
+            self.error(apath, node, "access: [] would let nobody use it; list group names, or remove access to allow everyone")
+            return None
+        return tuple(dict.fromkeys(v.strip() for v in value))
 
     def secret(self, items, key, path, *, mask_inline):
         raw = self.string(items, key, path, resolve=False)
@@ -721,6 +743,7 @@ class _Validator:
             vision=vision,
             type=self.choice(items, "type", path, MODEL_TYPES, None),
             line=line,
+            access=self.access(items, path),
         )
 
 

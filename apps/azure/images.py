@@ -152,7 +152,10 @@ def legacy_image_models(environ=None):
 
 def available_image_models(registry, *, environ=None):
     """The active config's image models, or the legacy variables' when the config has none."""
-    return registry.image_models() or legacy_image_models(environ)
+    configured = registry.image_models()
+    # A user's view (apps.azure.access) with none allowed must not fall back to the variables.
+    full = getattr(registry, "registry", registry)
+    return configured if configured or full.image_models() else legacy_image_models(environ)
 
 
 # ---- generation ---------------------------------------------------------------------------

@@ -133,6 +133,7 @@ class ModelSpec:
     auth_mode: str
     simulated: bool
     reasoning: bool = False
+    access: tuple | None = None  # Lapis group names that may use it; None: everyone
     target: Target | None = field(default=None, repr=False, compare=False)
     add_params: dict = field(default_factory=dict, repr=False, compare=False)
     drop_params: tuple = field(default=(), repr=False, compare=False)
@@ -182,6 +183,11 @@ def _target(group, model):
     )
 
 
+def model_access(group, model):
+    """A model's own ``access`` list replaces its group's; neither means everyone."""
+    return model.access if model.access is not None else group.access
+
+
 def build_spec(group, model, *, simulated=False):
     type_ = model.type or type_for(model.key, force_prompt=group.force_prompt)
     return ModelSpec(
@@ -199,6 +205,7 @@ def build_spec(group, model, *, simulated=False):
         auth_mode=group.auth_mode,
         simulated=simulated,
         reasoning=is_reasoning(model.key),
+        access=model_access(group, model),
         target=_target(group, model),
         add_params=dict(group.add_params),
         drop_params=tuple(group.drop_params),
@@ -249,6 +256,12 @@ class Registry:
 
     def first_vision_model(self):
         return next((spec for spec in self.chat_models() if spec.vision), None)
+
+    def for_user(self, user):
+        """The models ``user`` may use, as a registry-like view (see apps.azure.access)."""
+        from apps.azure.access import UserModels
+
+        return UserModels(self, user=user)
 
 
 EMPTY = Registry()

@@ -7,9 +7,9 @@ from apps.azure.registry import get_registry
 def models_for_user(*, user):
     """``{"groups": [(name, [chat specs])], "images": [image specs]}`` in file order.
 
-    Every signed-in user may use every configured model (no per-user restriction yet).
+    Only the models the config's ``access`` rules give ``user`` (see apps.azure.access).
     """
-    registry = get_registry()
+    registry = get_registry().for_user(user)
     groups = []
     for name, specs in registry.groups():
         chat = [spec for spec in specs if spec.type != "image"]

@@ -7,6 +7,7 @@ import logging
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from apps.accounts import sessions
 from apps.chat import protocol
 from apps.chat.exchange import (
     ExchangeRefused,
@@ -43,6 +44,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.background = set()
         await self.accept()
         await self._join(user_group(self.user.pk))
+        self.session_groups = await sessions.join(self)
 
     async def disconnect(self, code):
         # Leaving the groups is all: a generation this socket started goes on and is saved.
@@ -50,8 +52,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             task.cancel()
         for group in getattr(self, "groups_joined", ()):
             await self.channel_layer.group_discard(group, self.channel_name)
+        await sessions.leave(self, getattr(self, "session_groups", ()))
 
     async def receive(self, text_data=None, bytes_data=None):
+        if not await sessions.still_signed_in(self.scope):  # a revoke event may have been lost
+            await self.close(code=sessions.SIGNED_OUT)
+            return
         try:
             frame = protocol.parse_client_frame(text_data if bytes_data is None else None)
         except protocol.ProtocolError as exc:
@@ -127,6 +133,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_ping(self, frame):
         await self._send(protocol.pong())
+
+    async def session_revoked(self, event):
+        """Signed out, deactivated, or rights changed elsewhere (apps.accounts.sessions)."""
+        await self.close(code=event.get("code", sessions.SIGNED_OUT))
 
     async def chat_frame(self, event):
         """A frame from the channel layer (a generation, a title task): pass it on."""

@@ -45,8 +45,9 @@ class Exchange:
     image_options: dict | None = None  # size/quality/style for an image model (send only)
 
 
-def _chat_model(key):
-    """The configured chat or image model ``key`` (image models answer with a picture)."""
+def _chat_model(key, *, user):
+    """The configured chat or image model ``key`` (image models answer with a picture), if
+    ``user`` may use it."""
     from apps.chat.imagegen import find_model
 
     model = find_model(key, get_registry())
@@ -55,7 +56,18 @@ def _chat_model(key):
             "unknown_model",
             f"The model {key!r} is not available. Pick one of the configured models.",
         )
+    _check_access(user=user, model=model)
     return model
+
+
+def _check_access(*, user, model):
+    """The model access rule (apps.azure.access), before anything is stored."""
+    from apps.azure import access
+
+    try:
+        access.check(user=user, spec=model)
+    except access.ModelNotAllowed as exc:
+        raise ExchangeRefused("model_not_allowed", str(exc)) from None
 
 
 def _claim(*, user, ids, conversation, question, model):
@@ -83,7 +95,8 @@ def _answering(*, user, conversation, leaf_id, model):
     ids = vision.branch_ids(conversation=conversation, leaf_id=leaf_id)
     has_images = vision.branch_has_images(owner=user, message_ids=ids)
     try:
-        return vision.answering_model(model=model, registry=get_registry(), has_images=has_images)
+        # The stand-in is only ever a model this user may use.
+        return vision.answering_model(model=model, registry=get_registry().for_user(user), has_images=has_images)
     except vision.NoVisionModel as exc:
         raise ExchangeRefused("no_vision_model", str(exc)) from None
 
@@ -193,13 +206,13 @@ def send_message(
     if (repeat := _existing(user=user, client_id=client_id, role=Message.Role.USER)) is not None:
         return repeat
     if conversation_id is None:
-        model = _chat_model(model_key)
+        model = _chat_model(model_key, user=user)
         conversation = create_conversation(user=user, model_key=model.key)
     else:
         conversation = Conversation.objects.filter(owner=user, id=conversation_id).first()
         if conversation is None:
             raise ExchangeRefused("not_found", "That conversation does not exist.")
-        model = _chat_model(model_key or conversation.model_key)
+        model = _chat_model(model_key or conversation.model_key, user=user)
         _refuse_if_busy(conversation)
     if parent_id is not None:
         parent = conversation.messages.filter(id=parent_id).first()
@@ -228,7 +241,7 @@ def regenerate_answer(*, user, message_id, client_id):
     previous = _owned_message(user=user, message_id=message_id, role=Message.Role.ASSISTANT)
     conversation = previous.conversation
     _refuse_if_busy(conversation)
-    model = _chat_model(conversation.model_key)
+    model = _chat_model(conversation.model_key, user=user)
     answer = _begin_answer(
         conversation=conversation, parent=previous.parent, model=model, client_id=client_id
     )
@@ -247,7 +260,7 @@ def edit_message(*, user, message_id, text, client_id, attachments=()):
     original = _owned_message(user=user, message_id=message_id, role=Message.Role.USER)
     conversation = original.conversation
     _refuse_if_busy(conversation)
-    model = _chat_model(conversation.model_key)
+    model = _chat_model(conversation.model_key, user=user)
     question = Message.objects.create(
         conversation=conversation, parent=original.parent, role=Message.Role.USER, content=text,
         client_id=client_id,

@@ -22,6 +22,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
+from apps.azure import access
 from apps.azure.client import (
     FilterUnavailable,
     Finish,
@@ -171,14 +172,18 @@ class Generation:
 
     async def _read(self, message):
         """Read the upstream stream into ``self.text``; return (status, error dict or None)."""
-        registry = await aget_registry()
-        model = imagegen.find_model(message.model_key, registry)
+        # The owner's view: the image tool and a re-check of the model (access may have been
+        # taken away since the answer was queued) follow the access rules.
+        registry = await _owner_registry(message)
+        model = imagegen.find_model(message.model_key, registry.registry)
         self.notice = message.notice  # e.g. a vision stand-in, set when the answer was created
         if model is None:
             return Message.Status.ERROR, {
                 "code": "unknown_model",
                 "message": f"The model {message.model_key} is no longer configured.",
             }
+        if not registry.allows(model):
+            return Message.Status.ERROR, {"code": "model_not_allowed", "message": str(access.refusal(model))}
         branch = await _branch(message)
         try:
             if model.type == "image":
@@ -370,6 +375,14 @@ class Generation:
             notice = f"{message.notice} {notice}"
         message.notice = self.notice = notice
         await Message.objects.filter(id=self.message_id).aupdate(notice=notice)
+
+
+async def _owner_registry(message):
+    """The active registry as the conversation's owner may use it (apps.azure.access)."""
+    from asgiref.sync import sync_to_async
+
+    registry = await aget_registry()
+    return await sync_to_async(registry.for_user)(message.conversation.owner)
 
 
 async def _branch(message):

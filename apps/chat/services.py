@@ -84,12 +84,23 @@ def _apply_settings(conversation, settings):
         from apps.chat.imagegen import find_model
 
         # Image models too: with one picked, a message is the prompt for a picture.
-        if find_model(settings["model_key"], get_registry()) is None:
+        model = find_model(settings["model_key"], get_registry())
+        if model is None:
             raise InvalidSettings(
                 f"model_key: {settings['model_key']!r} is not a configured model."
             )
+        _check_model_access(user=conversation.owner, model=model)
     for name, value in settings.items():
         setattr(conversation, name, value)
+
+
+def _check_model_access(*, user, model):
+    from apps.azure import access
+
+    try:
+        access.check(user=user, spec=model)
+    except access.ModelNotAllowed as exc:
+        raise InvalidSettings(f"model_key: {exc}") from None
 
 
 def select_branch(*, conversation, message_id):

@@ -85,7 +85,7 @@ def chat_page(request, conversation_id=None):
         conversation = _owned_conversation(request, conversation_id)
         if conversation is None:
             raise Http404(NOT_FOUND)
-    registry = get_registry()
+    registry = get_registry().for_user(request.user)  # the picker shows only the user's models
     groups = _model_groups(registry)
     chat_models = registry.chat_models()
     selected = conversation.model_key if conversation else (chat_models[0].key if chat_models else "")
