@@ -50,6 +50,7 @@ test: install chromium oidc-provider
 # one 1,000-token answer through the real stack (database writes, first chunk to first render).
 bench: install chromium
 	$(PY) -m tests.simulator.bench_simulator
+	$(PY) -m tests.bench.stream_reader
 	CHROMIUM=$(CHROMIUM) LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.chat.bench_chat
 
 lint: install

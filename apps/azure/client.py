@@ -18,8 +18,9 @@ import logging
 import random
 import re
 import time
+import urllib.request
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 import httpx2
@@ -331,10 +332,23 @@ def stream_session():
     session = _sessions.get(loop)
     if session is None or session.closed:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=30)
+        # trust_env stays off: it would also read ~/.netrc (a thread hop per request, and Basic
+        # credentials Lapis did not ask for); proxies come from _proxy_for instead.
         session = _sessions[loop] = aiohttp.ClientSession(
-            connector=connector, trust_env=True, timeout=aiohttp.ClientTimeout(total=None)
+            connector=connector, timeout=aiohttp.ClientTimeout(total=None)
         )
     return session
+
+
+def _proxy_for(url):
+    """The proxy the environment sets for ``url`` (HTTPS_PROXY/HTTP_PROXY, NO_PROXY), as httpx
+    and the SDK honour it, or None."""
+    proxies = urllib.request.getproxies_environment()
+    parts = urlsplit(url)
+    proxy = proxies.get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass_environment(parts.hostname or "", proxies):
+        return proxy
+    return None
 
 
 def _token_provider():
@@ -475,7 +489,7 @@ async def stream_chat(
             response = await _send(
                 session, url, model, attempt,
                 params=query, data=content, headers=headers, timeout=timeout,
-                allow_redirects=False,
+                allow_redirects=False, proxy=_proxy_for(url),
             )
             if response is None:
                 await asyncio.sleep(_backoff(attempt))

@@ -407,3 +407,16 @@ async def test_text_before_a_bad_event_in_the_same_read_is_kept(azure_simulator,
         async for event in stream_chat(spec, [{"role": "user", "content": f"x [sim:words 50] {fault} [sim:delay ttft=0 chunk=0]"}]):
             events.append(event)
     assert len([e for e in events if isinstance(e, TextDelta)]) == 3
+
+
+async def test_the_stream_goes_through_the_environment_proxy(recorder, monkeypatch):
+    """HTTP(S)_PROXY is honoured as by the SDK (the recorder plays a plain HTTP proxy)."""
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", recorder.url)
+    spec = registry(group('apiKey: ${KEY}\nendpoint: http://contoso.invalid:8080\ndeploymentName: dep\nversion: "2024-10-21"')).get("gpt-4o")
+    events = await run(spec)
+    assert events[-2:] == [Finish("stop", None), Usage(3, 2)]
+    request = recorder.posts()[-1]
+    assert request["path"] == "/openai/deployments/dep/chat/completions"
+    assert request["headers"]["host"] == "contoso.invalid:8080"
