@@ -42,9 +42,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.groups_joined = set()
         self.snapshots_awaited = set()  # message ids whose resume waits for a snapshot
         self.background = set()
+        # Before accept: once the client sees the socket open, a revoke event reaches it.
+        self.session_groups = await sessions.join(self)
         await self.accept()
         await self._join(user_group(self.user.pk))
-        self.session_groups = await sessions.join(self)
 
     async def disconnect(self, code):
         # Leaving the groups is all: a generation this socket started goes on and is saved.

@@ -20,6 +20,15 @@ async def closed_with(socket, code):
     assert output.get("code") == code, output
     return output
 
+async def ready(open_socket, client):
+    """A socket whose connect() is over: the consumer handles frames in order, so a pong means
+    it has joined its groups (accept() comes before the joins)."""
+    socket = await open_socket(client)
+    await socket.send({"type": "ping"})
+    await socket.until(lambda f: f["type"] == "pong")
+    return socket
+
+
 def staff_member(username):
     user, client = make_user_and_client(username, staff=True)
     user.groups.add(Group.objects.get_or_create(name="premium")[0])
@@ -31,7 +40,7 @@ async def test_logout_closes_that_sessions_sockets_only(open_socket):
 
     other = Client()
     await ado(other.force_login, user)
-    mine, elsewhere = await open_socket(client), await open_socket(other)
+    mine, elsewhere = await ready(open_socket, client), await ready(open_socket, other)
     await ado(client.post, "/logout/")
     await closed_with(mine, 4401)
     # The other browser's session lives on: its socket still answers.
@@ -47,7 +56,7 @@ async def test_logout_closes_that_sessions_sockets_only(open_socket):
 ])
 async def test_losing_rights_closes_every_socket_of_the_user(open_socket, change, code):
     user, client = await ado(staff_member, "sam")
-    first, second = await open_socket(client), await open_socket(client)
+    first, second = await ready(open_socket, client), await ready(open_socket, client)
     await ado(change, user)
     await closed_with(first, code)
     await closed_with(second, code)
@@ -56,7 +65,7 @@ async def test_a_socket_whose_session_ended_cannot_act_even_without_the_event(op
     from apps.accounts import sessions
 
     user, client = await ado(make_user_and_client, "lost")
-    socket = await open_socket(client)
+    socket = await ready(open_socket, client)
     # The push is lost (a dropped channel-layer message, or another process on SQLite): only the
     # per-frame check stands between the socket and the models.
     monkeypatch.setattr(sessions, "revoke", lambda **kwargs: None)
@@ -68,7 +77,7 @@ async def test_a_deactivated_user_cannot_act_even_without_the_event(open_socket,
     from apps.accounts import sessions
 
     user, client = await ado(make_user_and_client, "gone")
-    socket = await open_socket(client)
+    socket = await ready(open_socket, client)
     monkeypatch.setattr(sessions, "revoke", lambda **kwargs: None)
     user.is_active = False
     await user.asave()
@@ -77,7 +86,7 @@ async def test_a_deactivated_user_cannot_act_even_without_the_event(open_socket,
 
 async def test_an_unchanged_user_keeps_the_socket(open_socket):
     user, client = await ado(staff_member, "kept")
-    socket = await open_socket(client)
+    socket = await ready(open_socket, client)
     user.first_name = "Kept"
     await user.asave()
     await ado(user.groups.add, await Group.objects.acreate(name="extra"))
