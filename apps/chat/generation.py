@@ -81,6 +81,31 @@ def running_generation(message_id):
     return _running.get(message_id)
 
 
+async def stop_answer(message_id):
+    """Stop the answer ``message_id`` wherever it runs (here at once, else through its control
+    channel; a stop sent before the generation listens waits there). Its text is saved as
+    ``stopped`` by the generation itself; the caller has checked the owner."""
+    local = running_generation(message_id)
+    if local is not None:
+        local.request_stop()
+    else:
+        await get_channel_layer().send(control_channel(message_id), {"type": "generation.stop"})
+
+
+async def finish_for_shutdown():
+    """SIGTERM (project.lifecycle): running answers may finish for SHUTDOWN_GRACE seconds; the
+    rest are cancelled, which saves their text as ``interrupted`` (see ``Generation.run``)."""
+    tasks = [g.task for g in list(_running.values()) if g.task is not None]
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=float(getattr(settings, "SHUTDOWN_GRACE", 5)))
+    for task in pending:
+        task.cancel()
+    if pending:
+        # Bounded: a database that stays away must not keep the process from exiting.
+        await asyncio.wait(pending, timeout=checkpoints.save_patience() + 5)
+
+
 def idle_timeout():
     return float(getattr(settings, "CHAT_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT))
 
