@@ -166,9 +166,13 @@ class Writer:
         delay = CHECKPOINT_INTERVAL
         while self.live or self.repairs:
             await asyncio.sleep(delay)
-            ok = await self._checkpoint_all()
-            if self.repairs:
-                ok = await self._repair() and ok
+            try:
+                ok = await self._checkpoint_all()
+                if self.repairs:
+                    ok = await self._repair() and ok
+            except Exception:  # a bug here must not end checkpointing for the whole process
+                logger.exception("The checkpoint writer failed; it goes on")
+                ok = False
             delay = CHECKPOINT_INTERVAL if ok else min(delay * 2, RETRY_MAX)
 
     async def _checkpoint_all(self):

@@ -185,8 +185,13 @@ class Generation:
                 listener.cancel()
                 relay.cancel()
                 await asyncio.gather(listener, relay, return_exceptions=True)
-            await self._flush()
-            await self._finish(status, error)
+            try:
+                await self._flush()
+                await self._finish(status, error)
+            except Exception:
+                # Logged here, not left as "Task exception was never retrieved": nothing awaits
+                # a generation. The writer has the final state or retries it.
+                logger.exception("Finishing answer %s failed", self.message_id)
 
     async def _read(self, message):
         """Read the upstream stream into ``self.text``; return (status, error dict or None)."""
