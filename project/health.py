@@ -1,4 +1,5 @@
-"""``/healthz``: is this process able to serve? Database and channel layer, as JSON."""
+"""``/healthz``: is this process able to serve? Database, channel layer and the answers this
+process could not save (apps.chat.checkpoints), as JSON."""
 
 import asyncio
 import uuid
@@ -8,6 +9,8 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
 from django.http import JsonResponse
+
+from apps.chat import checkpoints
 
 CHANNEL_LAYER_TIMEOUT = 2.0
 
@@ -45,6 +48,9 @@ async def healthz(request):
     checks = {
         "database": await sync_to_async(_check_database, thread_sensitive=True)(),
         "channel_layer": await _check_channel_layer(),
+        # e.g. "1 finished answer(s) not saved yet, checkpoints failing for 12 s, last error
+        # OperationalError": the database refused writes even if SELECT 1 works again.
+        "answers": checkpoints.health(),
     }
     healthy = all(value == "ok" for value in checks.values())
     return JsonResponse(

@@ -40,8 +40,24 @@ def env_int(name, default):
         raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from None
 
 
+def env_float(name, default):
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number of seconds, not {value!r}") from None
+
+
 def env_list(name, default=""):
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+# Persistent connections (seconds; 0 closes after every request or batch); CONN_HEALTH_CHECKS
+# tests a reused connection first, so one the server dropped is replaced, not used.
+DEFAULT_CONN_MAX_AGE = 60
+DEFAULT_CONNECT_TIMEOUT = 5
 
 
 def parse_database_url(url):
@@ -73,9 +89,11 @@ def parse_database_url(url):
         "PASSWORD": unquote(parts.password or ""),
         "HOST": parts.hostname or "",
         "PORT": str(port or ""),
-        "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 0),
+        "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", DEFAULT_CONN_MAX_AGE),
         "CONN_HEALTH_CHECKS": True,
-        "OPTIONS": dict(parse_qsl(parts.query)),
+        # A server that does not answer fails the connect in seconds (the answer writer retries)
+        # instead of hanging on the operating system's TCP timeout.
+        "OPTIONS": {"connect_timeout": DEFAULT_CONNECT_TIMEOUT, **dict(parse_qsl(parts.query))},
     }
 
 
@@ -171,11 +189,19 @@ else:
                 # lock at BEGIN so two writers queue on the busy timeout instead of deadlocking.
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
                 "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
+                "timeout": env_float("SQLITE_BUSY_TIMEOUT", 20),
             },
+            # Sound on SQLite too: a connection is one open file; WAL lets the others read.
+            "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", DEFAULT_CONN_MAX_AGE),
+            "CONN_HEALTH_CHECKS": True,
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# How long an answer's final write is retried while the database is away before the user is told
+# it was not saved (it is still saved once the database is back), and how long SIGTERM lets
+# running answers finish before they are saved as interrupted.
+CHAT_SAVE_PATIENCE = env_float("CHAT_SAVE_PATIENCE", 15)
+SHUTDOWN_GRACE = env_float("SHUTDOWN_GRACE", 5)
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:

@@ -6,7 +6,9 @@ class ChatConfig(AppConfig):
     label = "chat"
 
     def ready(self):
+        from apps.chat.generation import finish_for_shutdown
         from apps.chat.workers import sweep_interrupted
-        from project.lifecycle import at_startup
+        from project.lifecycle import at_shutdown, at_startup
 
         at_startup(sweep_interrupted)
+        at_shutdown(finish_for_shutdown)

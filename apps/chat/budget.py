@@ -21,27 +21,40 @@ from apps.chat.selectors import branch_to
 logger = logging.getLogger("lapis.chat")
 
 
+async def usage_fields(
+    *, purpose, model, user_id, conversation_id, usage=None, messages=None, text=""
+):
+    """The UsageRecord fields of one call: ``usage`` (client Usage) or else an estimate from
+    ``messages`` and ``text`` (counted off the event loop: a long prompt takes a while)."""
+    if usage is not None:
+        prompt, completion, estimated = usage.prompt_tokens, usage.completion_tokens, False
+    else:
+        prompt, completion = await asyncio.to_thread(_estimate, model.key, messages, text)
+        estimated = True
+    return {
+        "user_id": user_id,
+        "conversation_id": conversation_id,
+        "purpose": purpose,
+        "model_key": model.key,
+        "deployment": model.deployment or "",
+        "prompt_tokens": max(prompt or 0, 0),
+        "completion_tokens": max(completion or 0, 0),
+        "estimated": estimated,
+    }
+
+
 async def record_usage(
     *, purpose, model, user_id, conversation_id, usage=None, messages=None, text=""
 ):
-    """Store the tokens of one call; ``usage`` (client Usage) or else an estimate from
-    ``messages`` and ``text``. Never raises: accounting must not break an answer."""
+    """Store the tokens of one call (see ``usage_fields``). Never raises: accounting must not
+    break an answer. A chat answer's usage is written with its final state instead
+    (apps.chat.checkpoints), in one transaction."""
     try:
-        if usage is not None:
-            prompt, completion, estimated = usage.prompt_tokens, usage.completion_tokens, False
-        else:  # counting a long prompt takes a while: off the event loop
-            prompt, completion = await asyncio.to_thread(_estimate, model.key, messages, text)
-            estimated = True
-        await UsageRecord.objects.acreate(
-            user_id=user_id,
-            conversation_id=conversation_id,
-            purpose=purpose,
-            model_key=model.key,
-            deployment=model.deployment or "",
-            prompt_tokens=max(prompt or 0, 0),
-            completion_tokens=max(completion or 0, 0),
-            estimated=estimated,
+        fields = await usage_fields(
+            purpose=purpose, model=model, user_id=user_id, conversation_id=conversation_id,
+            usage=usage, messages=messages, text=text,
         )
+        await UsageRecord.objects.acreate(**fields)
     except Exception:
         logger.exception("Recording %s usage for conversation %s failed", purpose, conversation_id)
 

@@ -131,9 +131,16 @@ def interrupt_stale(queryset):
 
 
 def _lock_owner(user):
-    """Lock ``user``'s row until the transaction ends (see the module docstring).
+    """Lock ``user``'s row until the transaction ends (see the module docstring); refuse while
+    the process shuts down (the browser sends again after reconnecting to another process).
 
     On SQLite the IMMEDIATE transaction (project.settings) already serialises writers."""
+    from project.lifecycle import draining
+
+    if draining():
+        raise ExchangeRefused(
+            "restarting", "This server is restarting. Send your message again in a moment."
+        )
     list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
 
 

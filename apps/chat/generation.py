@@ -9,8 +9,10 @@ so a socket that goes away does not stop it. It talks to sockets only through th
   ``generation.stop`` and ``generation.snapshot`` (a socket asking for the text so far, for
   ``resume``). A stop sent before the generation listens waits there for it.
 
-The database holds the truth: the text is checkpointed at most every CHECKPOINT_INTERVAL, with a
-heartbeat when nothing changes, and the final state is written once.
+The database holds the truth: the process's checkpoint writer (apps.chat.checkpoints) saves the
+relayed text of every running answer at most every CHECKPOINT_INTERVAL in one transaction, with
+a heartbeat when nothing changes, and the final state is written once (retried while the
+database is away; the user is told honestly if it could not be saved).
 """
 
 import asyncio
@@ -34,8 +36,8 @@ from apps.azure.client import (
 )
 from apps.azure.errors import UpstreamError
 from apps.azure.registry import aget_registry
-from apps.chat import imagegen, protocol, vision
-from apps.chat.budget import record_usage
+from apps.chat import checkpoints, imagegen, protocol, vision
+from apps.chat.budget import usage_fields
 from apps.chat.models import Message, Purpose
 from apps.chat.prompts import PromptTooLong
 from apps.chat.selectors import branch_to
@@ -44,8 +46,8 @@ from apps.chat.summaries import prepare_prompt
 logger = logging.getLogger("lapis.chat")
 
 FRAME_INTERVAL = 0.04
-CHECKPOINT_INTERVAL = 1.0
-HEARTBEAT_INTERVAL = 5.0
+CHECKPOINT_INTERVAL = checkpoints.CHECKPOINT_INTERVAL
+HEARTBEAT_INTERVAL = checkpoints.HEARTBEAT_INTERVAL
 # Seconds without a chunk from Azure before the answer counts as stalled (setting
 # CHAT_IDLE_TIMEOUT; the tests use about a second).
 DEFAULT_IDLE_TIMEOUT = 60.0
@@ -86,6 +88,31 @@ def start_generation(message_id, *, image_options=None):
 
 def running_generation(message_id):
     return _running.get(message_id)
+
+
+async def stop_answer(message_id):
+    """Stop the answer ``message_id`` wherever it runs (here at once, else through its control
+    channel; a stop sent before the generation listens waits there). Its text is saved as
+    ``stopped`` by the generation itself; the caller has checked the owner."""
+    local = running_generation(message_id)
+    if local is not None:
+        local.request_stop()
+    else:
+        await get_channel_layer().send(control_channel(message_id), {"type": "generation.stop"})
+
+
+async def finish_for_shutdown():
+    """SIGTERM (project.lifecycle): running answers may finish for SHUTDOWN_GRACE seconds; the
+    rest are cancelled, which saves their text as ``interrupted`` (see ``Generation.run``)."""
+    tasks = [g.task for g in list(_running.values()) if g.task is not None]
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=float(getattr(settings, "SHUTDOWN_GRACE", 5)))
+    for task in pending:
+        task.cancel()
+    if pending:
+        # Bounded: a database that stays away must not keep the process from exiting.
+        await asyncio.wait(pending, timeout=checkpoints.save_patience() + 5)
 
 
 def idle_timeout():
@@ -167,8 +194,13 @@ class Generation:
                 listener.cancel()
                 relay.cancel()
                 await asyncio.gather(listener, relay, return_exceptions=True)
-            await self._flush()
-            await self._finish(status, error)
+            try:
+                await self._flush()
+                await self._finish(status, error)
+            except Exception:
+                # Logged here, not left as "Task exception was never retrieved": nothing awaits
+                # a generation. The writer has the final state or retries it.
+                logger.exception("Finishing answer %s failed", self.message_id)
 
     async def _read(self, message):
         """Read the upstream stream into ``self.text``; return (status, error dict or None)."""
@@ -273,16 +305,12 @@ class Generation:
         return calls
 
     async def _relay(self):
-        """Every FRAME_INTERVAL: send new text as one delta frame; checkpoint when due."""
+        """Every FRAME_INTERVAL: send new text as one delta frame. Checkpoints are the process
+        writer's (``_checkpoint``): the relay never waits for the database."""
+        self._checkpoint()
         while True:
             await asyncio.sleep(FRAME_INTERVAL)
             await self._flush()
-            now = time.monotonic()
-            changed = self.checkpointed_seq != self.seq
-            if (changed and now - self.last_write >= CHECKPOINT_INTERVAL) or (
-                now - self.last_write >= HEARTBEAT_INTERVAL
-            ):
-                await self._checkpoint()
 
     async def _flush(self):
         """Relay the pending text as the next delta frame (the relay and a snapshot both flush:
@@ -296,19 +324,17 @@ class Generation:
             self.seq += 1
             await self._publish(protocol.delta(message_id=self.message_id, seq=self.seq, text=chunk))
 
-    async def _checkpoint(self):
-        """Store the relayed text; a heartbeat (nothing new) only touches ``updated``."""
-        self.last_write = time.monotonic()
-        seq, fields = self.seq, {"updated": timezone.now()}
-        if seq != self.checkpointed_seq:
-            fields.update(content=self.relayed_text, seq=seq)
-        await Message.objects.filter(id=self.message_id, status=Message.Status.STREAMING).aupdate(
-            **fields
-        )
-        self.checkpointed_seq = seq
+    def _checkpoint(self):
+        """Hand this answer to the process's checkpoint writer: it stores ``relayed_text`` (the
+        frames 1..seq) when ``seq`` moved, else a heartbeat, in its batch, until ``_finish``."""
+        checkpoints.writer().register(self)
 
     async def _finish(self, status, error):
-        """The one final write, then ``done`` to every watching socket."""
+        """The one final write (with the usage record), then ``done`` to every watching socket.
+
+        If the database stays away longer than the save patience, ``done`` says the answer was
+        not saved (the page keeps the text) and the writer saves it when the database is back.
+        """
         usage, text = None, self.text
         fields = {"status": status, "content": text, "seq": self.seq, "updated": timezone.now()}
         fields["finish_reason"] = self.finish_reason
@@ -322,14 +348,21 @@ class Generation:
                 error_detail=error.get("detail", ""),
                 retry_after=error.get("retry_after"),
             )
-        await Message.objects.filter(id=self.message_id).aupdate(**fields)
+        record = None
         if self.accounting is not None and (self.usage is not None or text):
             model, owner_id, conversation_id, prompt_messages = self.accounting
-            await record_usage(
-                purpose=Purpose.CHAT, model=model, user_id=owner_id,
-                conversation_id=conversation_id, usage=self.usage, messages=prompt_messages,
-                text=text,
-            )
+            try:
+                record = await usage_fields(
+                    purpose=Purpose.CHAT, model=model, user_id=owner_id,
+                    conversation_id=conversation_id, usage=self.usage, messages=prompt_messages,
+                    text=text,
+                )
+            except Exception:  # accounting must not cost the answer its final write
+                logger.exception("Counting the usage of answer %s failed", self.message_id)
+        writer = checkpoints.writer()
+        writer.unregister(self)
+        if not await writer.finish(self.message_id, fields=fields, usage=record):
+            error = _not_saved_error(error)
         public_error = {
             k: v for k, v in (error or {}).items() if k != "detail" or self.for_staff
         } or None
@@ -446,6 +479,17 @@ def _interrupted_error():
         "code": "interrupted",
         "message": "The server stopped while this answer was being written; the text so far is kept.",
     }
+
+
+def _not_saved_error(error):
+    """The answer's own error (if any) plus the fact that it is not in the database yet."""
+    saying = (
+        "The database could not be reached, so this answer is not saved yet: copy the text if "
+        "you need it now. Lapis saves it as soon as the database is back."
+    )
+    if error:
+        return {**error, "code": "not_saved", "message": f"{error['message']} {saying}"}
+    return {"code": "not_saved", "message": saying}
 
 
 def _internal_error(exc):

@@ -7,6 +7,8 @@ in X-CSRFToken.
 
 import json
 
+from asgiref.sync import async_to_sync
+from django.db import transaction
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
@@ -14,7 +16,9 @@ from django.views.decorators.http import require_GET, require_POST
 from apps.azure.registry import get_registry
 from apps.chat import protocol, selectors, services
 from apps.chat.budget import context_usage
+from apps.chat.generation import stop_answer
 from apps.chat.imagegen import picker_models
+from apps.chat.models import Conversation, Message
 from apps.chat.serializers import conversation_to_dict, message_to_dict
 from apps.media.selectors import attachments_by_message
 
@@ -144,11 +148,18 @@ def _write_view(handler):
 
     @require_POST
     def view(request, conversation_id):
-        conversation = _owned_conversation(request, conversation_id)
-        if conversation is None:
-            return _error(NOT_FOUND, status=404)
         try:
-            conversation = handler(conversation, _json_body(request))
+            with transaction.atomic():
+                # Locked: a delete from another tab either went first (this is a 404) or waits
+                # for this write; a plain save() of a deleted row would fail, or insert it again.
+                conversation = (
+                    Conversation.objects.select_for_update()
+                    .filter(owner=request.user, id=conversation_id)
+                    .first()
+                )
+                if conversation is None:
+                    return _error(NOT_FOUND, status=404)
+                conversation = handler(conversation, _json_body(request))
         except (BadRequest, services.InvalidSettings) as exc:
             return _error(str(exc))
         if conversation is None:
@@ -177,7 +188,11 @@ def archive(conversation, data):
 
 @_write_view
 def delete(conversation, data):
-    """Delete the conversation and its messages."""
+    """Delete the conversation and its messages; an answer still being written is stopped
+    (wherever it runs) and its usage is recorded without the conversation."""
+    streaming = conversation.messages.filter(status=Message.Status.STREAMING).values_list("id", flat=True)
+    for message_id in streaming:
+        async_to_sync(stop_answer)(message_id)
     services.delete_conversation(conversation=conversation)
     return None
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 async def test_healthz_reports_ok():
     response = await HttpCommunicator(application, "GET", "/healthz", headers=[(b"host", b"localhost")]).get_response()
     assert response["status"] == 200
-    assert json.loads(response["body"]) == {"status": "ok", "database": "ok", "channel_layer": "ok"}
+    assert json.loads(response["body"]) == {"status": "ok", "database": "ok", "channel_layer": "ok", "answers": "ok"}
 
 
 def test_healthz_with_the_database_down_is_503(live_server_factory):

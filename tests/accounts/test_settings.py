@@ -17,7 +17,7 @@ from tests.live import ROOT
             {"NAME": "chat", "USER": "lapis", "PASSWORD": "s3cret", "HOST": "db.example", "PORT": "6543"},
         ),
         ("postgresql://postgres@127.0.0.1/test", {"NAME": "test", "HOST": "127.0.0.1", "PORT": ""}),
-        ("postgres://u:p%40ss@h/db?sslmode=require", {"PASSWORD": "p@ss", "OPTIONS": {"sslmode": "require"}}),
+        ("postgres://u:p%40ss@h/db?sslmode=require", {"PASSWORD": "p@ss", "OPTIONS": {"connect_timeout": 5, "sslmode": "require"}}),
     ],
 )
 def test_database_url_parses_postgres(url, expected):

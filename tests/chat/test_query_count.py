@@ -1,0 +1,56 @@
+"""How many SQL statements one exchange costs (issue 11): counted, never timed.
+
+Every statement of every thread (Channels' database thread, the checkpoint writer's thread) is
+counted by wrapping Django's cursor, from the send frame to ``done`` of a short answer.
+"""
+
+import threading
+
+import pytest
+from django.db.backends import utils
+
+from apps.chat.models import Message
+from tests.chat.conftest import ado
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Measured on SQLite: 16 for a first message in a new conversation: the send's transaction (8),
+# the generation's reads before the upstream request (4: the answer, the branch, its images, the
+# summary) and the final write with its usage (4, one transaction). The bound keeps it from
+# growing back; a longer answer adds its share of one batched checkpoint transaction per second.
+MAX_STATEMENTS = 16
+
+
+@pytest.fixture
+def statements(monkeypatch):
+    seen, lock = [], threading.Lock()
+    original, original_many = utils.CursorWrapper.execute, utils.CursorWrapper.executemany
+
+    def execute(self, sql, params=None):
+        with lock:
+            seen.append(sql)
+        return original(self, sql, params)
+
+    def executemany(self, sql, param_list):
+        with lock:
+            seen.append(sql)
+        return original_many(self, sql, param_list)
+
+    monkeypatch.setattr(utils.CursorWrapper, "execute", execute)
+    monkeypatch.setattr(utils.CursorWrapper, "executemany", executemany)
+    return seen
+
+
+async def test_one_exchange_costs_a_bounded_number_of_statements(chat_config, user_a, open_socket, statements):
+    socket = await open_socket(user_a[1])
+    await socket.send({"type": "ping"})
+    await socket.until(lambda f: f["type"] == "pong")
+    statements.clear()
+    await socket.send({"type": "send", "client_id": "count-1", "text": "Hello [sim:words 5]", "model": "gpt-4o"})
+    answer = await socket.created_answer()
+    await socket.done(answer["id"])
+    count = len(statements)
+    print(f"SQL statements for one exchange (send to done): {count}")
+    assert 0 < count <= MAX_STATEMENTS, "\n".join(statements)
+    stored = await ado(Message.objects.get, id=answer["id"])
+    assert stored.status == "complete"
