@@ -35,6 +35,8 @@ import json
 import uuid
 from dataclasses import MISSING, dataclass, field, fields
 
+from project.limits import unstorable_reason
+
 PROTOCOL_VERSION = 2
 MAX_FRAME_BYTES = 256 * 1024
 MAX_TEXT_CHARS = 100_000
@@ -125,6 +127,8 @@ def _coerce(frame_type, name, annotation, value):
         return [_coerce(frame_type, name, "UUID", item) for item in value]
     if not isinstance(value, str):
         raise ProtocolError(f"{frame_type}.{name} must be a string")
+    if reason := unstorable_reason(value):
+        raise ProtocolError(f"{frame_type}.{name} {reason}")
     if name == "client_id" and not 0 < len(value) <= MAX_CLIENT_ID_CHARS:
         raise ProtocolError(f"{frame_type}.client_id must be 1 to {MAX_CLIENT_ID_CHARS} characters")
     if name == "text" and len(value) > MAX_TEXT_CHARS:

@@ -21,6 +21,7 @@ from apps.chat.imagegen import picker_models
 from apps.chat.models import Conversation, Message
 from apps.chat.serializers import conversation_to_dict, message_to_dict
 from apps.media.selectors import attachments_by_message
+from project.limits import MAX_PAGE, first_unstorable
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -38,6 +39,8 @@ def _json_body(request):
         raise BadRequest("The request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.")
+    if found := first_unstorable(data):
+        raise BadRequest(f"{found[0]} {found[1]}.")
     return data
 
 
@@ -115,6 +118,8 @@ def conversation_list(request):
         page = max(int(request.GET.get("page", "1")), 1)
     except ValueError:
         return _error("page must be a whole number, like ?page=2.")
+    if page > MAX_PAGE:
+        return _error(f"page must be at most {MAX_PAGE}.")
     archived = request.GET.get("archived", "0") in ("1", "true", "yes")
     items, has_more = selectors.list_conversations(user=request.user, archived=archived, page=page)
     return JsonResponse(

@@ -9,8 +9,13 @@ marked.use({ gfm: true, breaks: false, async: false });
 
 const PURIFY = {
   FORBID_TAGS: ["style", "form", "input", "button", "textarea", "select", "option", "iframe",
-    "object", "embed", "video", "audio", "source", "picture", "track", "link", "meta", "base"],
-  FORBID_ATTR: ["style", "srcset", "formaction", "ping"],
+    "object", "embed", "video", "audio", "source", "picture", "track", "link", "meta", "base",
+    // SVG elements that load a URL of their own (the CSP blocks them too; defence in depth).
+    "image", "feImage", "feimage"],
+  FORBID_ATTR: ["style", "srcset", "formaction", "ping", "background"],
+  // Links from model output: http(s) and mailto only (no tel:, sms:, ftp:, javascript: ...); a
+  // value without a scheme (relative, #anchor) stays. data:image/ in <img> is DOMPurify's own rule.
+  ALLOWED_URI_REGEXP: /^(?:(?:https?|mailto):|[^a-z]|[a-z+.-]+(?:[^a-z+.\-:]|$))/i,
 };
 
 function sameOrigin(url) {
