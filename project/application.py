@@ -2,19 +2,19 @@
 
 from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
 from django.core.asgi import get_asgi_application
 
 django_asgi_app = get_asgi_application()
 
 from project.lifecycle import TrackWebsockets  # noqa: E402
+from project.origins import SameOriginWebsocket  # noqa: E402
 from project.routing import websocket_urlpatterns  # noqa: E402  (needs the apps loaded)
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": TrackWebsockets(
-            AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+            SameOriginWebsocket(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
         ),
     }
 )

@@ -11,6 +11,7 @@ class AccountsConfig(AppConfig):
         from apps.accounts.checks import check_sign_in
 
         checks.register(check_sign_in)
+        import project.origins  # noqa: F401  (registers the deploy check lapis.W201)
         self._connect_session_signals()
         from apps.accounts.first_run import announce_setup_token
         from project.lifecycle import at_startup

@@ -25,8 +25,13 @@ def group_names(user):
 EVERYONE = "*"  # in an access list: every signed-in user (to open one model of a closed group)
 
 
+def is_open(spec):
+    """True when ``spec`` is for everyone, so no group needs to be read."""
+    return spec.access is None or EVERYONE in spec.access
+
+
 def allows(spec, groups):
-    return spec.access is None or EVERYONE in spec.access or bool(set(spec.access) & groups)
+    return is_open(spec) or bool(set(spec.access) & groups)
 
 
 def why(spec, groups):
@@ -50,7 +55,7 @@ def refusal(spec):
 
 def check(*, user, spec):
     """Raise ModelNotAllowed unless ``user`` may use ``spec`` (sync: may read the groups)."""
-    if not allows(spec, group_names(user)):
+    if not is_open(spec) and not allows(spec, group_names(user)):
         raise refusal(spec)
 
 
@@ -65,13 +70,16 @@ class UserModels:
     def __init__(self, registry, *, user):
         self.registry = registry
         self.user = user
-        self.group_names = group_names(user)
+        # Read here (callers build the view in sync code) and only when some model has a rule:
+        # a config without access rules costs no query per answer.
+        closed = any(not is_open(spec) for spec in registry.all_models())
+        self.group_names = group_names(user) if closed else frozenset()
 
     def __getattr__(self, name):
         return getattr(self.registry, name)
 
     def allows(self, spec):
-        return allows(spec, self.group_names)
+        return is_open(spec) or allows(spec, self.group_names)
 
     def get(self, key):
         spec = self.registry.get(key)
