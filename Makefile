@@ -47,11 +47,15 @@ test: install chromium oidc-provider
 	CHROMIUM=$(CHROMIUM) LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m pytest $(PYTEST_ARGS)
 
 # Rerunnable measurements (figures printed, never asserted): the simulator's own throughput, and
-# one 1,000-token answer through the real stack (database writes, first chunk to first render).
+# one 1,000-token answer through the real stack (database writes, first chunk to first render),
+# and the relay at scale: 50 answers at once, upstream alone vs through Lapis (tests/bench/relay.py;
+# BENCH_RELAY="--streams 1000 --pace azure" for the big round).
+BENCH_RELAY ?= --streams 50 --pace fast
 bench: install chromium
 	$(PY) -m tests.simulator.bench_simulator
 	$(PY) -m tests.bench.stream_reader
 	CHROMIUM=$(CHROMIUM) LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.chat.bench_chat
+	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.relay $(BENCH_RELAY)
 
 lint: install
 	$(VENV)/bin/ruff check .
