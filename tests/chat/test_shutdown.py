@@ -9,7 +9,6 @@ import signal
 import uuid
 
 import aiohttp
-import pytest
 
 from tests.chat.test_multiprocess import Browserless, WireSocket, stored_message
 from tests.conftest import TEST_PASSWORD
