@@ -6,9 +6,10 @@ in X-CSRFToken.
 """
 
 import json
+import time
 
 from asgiref.sync import async_to_sync
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
@@ -148,11 +149,27 @@ def conversation_detail(request, conversation_id):
     )
 
 
+LOCK_RETRIES = 3
+
+
 def _write_view(handler):
     """POST + owner check (JSON 404) + JSON body + clear 400s for bad input."""
 
     @require_POST
     def view(request, conversation_id):
+        # PostgreSQL may pick this transaction as a deadlock victim (a delete locks the
+        # conversation, then its messages; the checkpoint writer updates a message, then checks
+        # the usage row's key on the conversation): it has written nothing, so run it again.
+        for attempt in range(LOCK_RETRIES):
+            try:
+                return _write(request, conversation_id)
+            except OperationalError as exc:
+                sqlstate = getattr(exc.__cause__, "sqlstate", None)
+                if sqlstate not in ("40P01", "40001") or attempt == LOCK_RETRIES - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def _write(request, conversation_id):
         try:
             with transaction.atomic():
                 # Locked: a delete from another tab either went first (this is a 404) or waits
