@@ -9,23 +9,15 @@ import sys
 
 import aiohttp
 import pytest
-from yarl import URL
 
+from tests.chat.test_multiprocess import Browserless
 from tests.conftest import TEST_PASSWORD
 from tests.live import ROOT, LiveServer, free_port
 
 
 async def _signed_in(server, username):
-    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    async with session.get(server.url + "/login/") as response:
-        assert response.status == 200
-    token = session.cookie_jar.filter_cookies(URL(server.url))["csrftoken"].value
-    form = {"username": username, "password": TEST_PASSWORD, "csrfmiddlewaretoken": token}
-    async with session.post(
-        server.url + "/login/", data=form, headers={"Origin": server.url}, allow_redirects=False
-    ) as response:
-        assert response.status == 302, f"sign-in failed: {response.status}"
-    return session
+    """An aiohttp session signed in to ``server`` (the multi-process tests' sign-in)."""
+    return (await Browserless.sign_in(server, username)).session
 
 
 async def _opens(session, server, origin, **headers):
