@@ -9,6 +9,10 @@ import pytest
 from tests.live import LiveServer
 from tests.simulator_fixture import SimulatorProcess
 
+# Configs in tests call the simulator and recorders on loopback over plain http: the operator's
+# allow-list says so explicitly, as bin/serve does for the demo (nothing allows it by default).
+os.environ.setdefault("CONFIG_ALLOWED_ENDPOINT_HOSTS", "127.0.0.1,localhost")
+
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 DAPHNE = Path(sys.executable).parent / "daphne"
+LOOPBACK_ENDPOINT_HOSTS = "127.0.0.1,localhost"
 
 
 def free_port():
@@ -67,6 +68,8 @@ class LiveServer:
             ALLOWED_HOSTS="127.0.0.1,localhost",
             LAPIS_TIKTOKEN_DOWNLOAD="0",
             PYTHONUNBUFFERED="1",
+            # The simulator and recorders listen on loopback over plain http.
+            CONFIG_ALLOWED_ENDPOINT_HOSTS=LOOPBACK_ENDPOINT_HOSTS,
         )
         base_url = os.environ.get("DATABASE_URL", "")
         if database_url:  # shared with another server: its owner creates and drops it

@@ -11,8 +11,10 @@ from the environment, and messages about strings never repeat the string (it may
 """
 
 import difflib
+import ipaddress
 import os
 import re
+import socket
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -27,6 +29,12 @@ ROOT = "endpoints.azureOpenAI"
 ENV_REF = re.compile(r"\$\{([^}]*)\}")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PLACEHOLDERS = ("INSTANCE_NAME", "DEPLOYMENT_NAME")
+VARIABLE_PREFIXES_ENV = "CONFIG_ALLOWED_VARIABLE_PREFIXES"
+DEFAULT_VARIABLE_PREFIXES = ("LAPIS_", "AZURE_")
+ENDPOINT_HOSTS_ENV = "CONFIG_ALLOWED_ENDPOINT_HOSTS"
+# Where ${VAR} is expanded: secrets and the parts the upstream URL is built from. Never display
+# fields (label, group, model keys) nor request bodies (addParams), which users can see.
+VARIABLE_FIELDS = "apiKey, instanceName, endpoint, baseURL and additionalHeaders values"
 # Lapis's own secrets: a YAML that could reference them would send them to any upstream host.
 FORBIDDEN_VARS = frozenset(
     {
@@ -84,9 +92,42 @@ GROUP_KEYS = (
     "access",
     "models",
 )
-MODEL_KEYS = ("deploymentName", "version", "label", "contextWindow", "maxOutput", "vision", "type", "access")
+MODEL_KEYS = (
+    "deploymentName",
+    "version",
+    "label",
+    "contextWindow",
+    "maxOutput",
+    "vision",
+    "type",
+    "access",
+    "assistants",
+)
 FORBIDDEN_HEADERS = frozenset({"api-key", "authorization", "host"})
+# Hop-by-hop and message-framing headers: set by the HTTP client for this one connection and
+# body; a configured value would desynchronise a proxy in between (request smuggling).
+FRAMING_HEADERS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "content-length",
+        "content-encoding",
+        "expect",
+        "http2-settings",
+    }
+)
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# RFC 9110 field-value: visible ASCII, space and tab (obs-text is refused: httpx sends ASCII).
+HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]*$")
+# Azure resource names: letters, digits and hyphens (dots for the odd custom domain prefix).
+INSTANCE_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$")
+NUMERIC_HOST = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+))*$")
+TITLE_METHODS = ("completion", "functions", "structured")
 MODEL_TYPES = ("chat", "completion", "image")
 MERGE_TAG = "tag:yaml.org,2002:merge"
 SAFE_TAGS = frozenset(
@@ -242,10 +283,75 @@ def _quote(text):
     return '"' + str(text)[:80] + '"'
 
 
+def allowed_variable_prefixes(environ):
+    """The name prefixes a ``${VAR}`` may use: ``CONFIG_ALLOWED_VARIABLE_PREFIXES`` (comma-separated;
+    set but empty allows none), else LAPIS_ and AZURE_. A full name is a prefix of itself."""
+    raw = environ.get(VARIABLE_PREFIXES_ENV)
+    if raw is None:
+        return DEFAULT_VARIABLE_PREFIXES
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _normal_host(host):
+    host = host.strip().lower()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host.rstrip(".")
+
+
+def allowed_endpoint_hosts(environ):
+    """Hosts the operator allows over plain http or on a private address (``CONFIG_ALLOWED_ENDPOINT_HOSTS``,
+    comma-separated, compared literally after lower-casing: allowing 127.0.0.1 does not allow 127.1)."""
+    raw = environ.get(ENDPOINT_HOSTS_ENV) or ""
+    return frozenset(_normal_host(item) for item in raw.split(",") if item.strip())
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def _embedded_ipv4(address):
+    """IPv4 addresses an IPv6 address carries (mapped, 6to4, Teredo, NAT64, IPv4-compatible)."""
+    found = [address.ipv4_mapped, address.sixtofour, address.teredo[1] if address.teredo else None]
+    if address in _NAT64 or address in _IPV4_COMPATIBLE:
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return [embedded for embedded in found if embedded is not None]
+
+
+def non_public_reason(host):
+    """Why ``host`` (a URL's host, lower-case, no brackets) is not a public address, or None.
+
+    Literal addresses only, in every spelling a resolver accepts (``127.1``, ``2130706433``,
+    ``0x7f000001``, ``0177.0.0.1``, IPv4 inside IPv6) plus the ``localhost`` names; other DNS
+    names are not resolved (a load-time lookup proves nothing about the address used later)."""
+    host = host.rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return "a loopback name"
+    if ":" in host:
+        try:
+            address = ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            return "not a valid IPv6 address"
+        candidates = [address, *_embedded_ipv4(address)]
+    elif NUMERIC_HOST.match(host):
+        try:
+            candidates = [ipaddress.IPv4Address(socket.inet_aton(host))]
+        except OSError:
+            return "a numeric host that is not a valid IPv4 address"
+    else:
+        return None
+    if all(candidate.is_global for candidate in candidates):
+        return None
+    return "a loopback, private, link-local, metadata or otherwise non-public address"
+
+
 class _Validator:
     def __init__(self, loader, environ):
         self.loader = loader
         self.environ = environ
+        self.prefixes = allowed_variable_prefixes(environ)
+        self.allowed_hosts = allowed_endpoint_hosts(environ)
+        self.referenced = set()  # environment variables the file uses
         self.errors = []
         self.warnings = []
         self.nodes_seen = 0
@@ -307,7 +413,7 @@ class _Validator:
         if isinstance(node, yaml.ScalarNode):
             value = self.scalar(node, path)
             if isinstance(value, str):
-                return self.resolve(value, path, node)
+                return self.literal(value, path, node)
             return value
         if isinstance(node, yaml.SequenceNode):
             return [self.plain(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(node.value)]
@@ -325,7 +431,9 @@ class _Validator:
             extra = f' (did you mean "{hint}"?)' if hint else ""
             self.error(f"{path}.{key}", key_node, f"unknown key {_quote(key)} in {where}{extra}")
 
-    def string(self, items, key, path, *, resolve=True):
+    def string(self, items, key, path, *, variables=False, raw=False):
+        """The non-empty string at ``key``. ``variables``: ``${VAR}`` expanded (a VARIABLE_FIELDS
+        field); ``raw``: returned as written (the caller expands); else a ``${`` is an error."""
         if key not in items:
             return None
         _, node = items[key]
@@ -335,7 +443,20 @@ class _Validator:
         if not isinstance(value, str) or not value.strip():
             self.error(f"{path}.{key}", node, f"{key} must be a non-empty string")
             return None
-        return self.resolve(value, f"{path}.{key}", node) if resolve else value
+        if raw:
+            return value
+        if variables:
+            return self.resolve(value, f"{path}.{key}", node)
+        return self.literal(value, f"{path}.{key}", node)
+
+    def literal(self, text, path, node):
+        """``text`` unless it holds ``${``: outside VARIABLE_FIELDS nothing is expanded, and a
+        reference kept as text would show its name (or a user's guess at one) to every user."""
+        if "${" not in text:
+            return text
+        where = path.rsplit(".", 1)[-1] if path else "this field"
+        self.error(path, node, f"${{...}} is not expanded in {where}: environment variables are allowed only in {VARIABLE_FIELDS}")
+        return None
 
     def boolean(self, items, key, path, default=False):
         if key not in items:
@@ -393,6 +514,12 @@ class _Validator:
                 self.error(path, node, f"environment variable {name} is one of Lapis's own secrets and can't be referenced")
                 ok = False
                 return ""
+            if not name.startswith(self.prefixes):
+                allowed = ", ".join(self.prefixes) or "none"
+                self.error(path, node, f"environment variable {name} may not be referenced: allowed names start with {allowed} ({VARIABLE_PREFIXES_ENV})")
+                ok = False
+                return ""
+            self.referenced.add(name)
             value = self.environ.get(name)
             if value is None:
                 self.error(path, node, f"environment variable {name} is not set")
@@ -405,7 +532,16 @@ class _Validator:
             return value
 
         resolved = ENV_REF.sub(replace, text)
-        return resolved if ok else None
+        if not ok:
+            return None
+        leftover = resolved
+        if placeholders:
+            for name in PLACEHOLDERS:
+                leftover = leftover.replace("${" + name + "}", "")
+        if "${" in leftover:  # an unclosed "${", or a value that itself holds "${"
+            self.error(path, node, "still holds ${ after its environment variables are expanded (an unclosed ${, or a variable whose value holds one)")
+            return None
+        return resolved
 
     # ---- sections --------------------------------------------------------------------------
     def scan(self, root):
@@ -467,7 +603,7 @@ class _Validator:
             "plugins": self.boolean(items, "plugins", ROOT),
             "assistants": self.boolean(items, "assistants", ROOT),
             "simulated": self.boolean(items, "simulated", ROOT),
-            "title_method": self.choice(items, "titleMethod", ROOT, ("completion", "functions"), "completion"),
+            "title_method": self.title_method(items),
         }
         title_model = self.string(items, "titleModel", ROOT)
         summary_model = self.string(items, "summaryModel", ROOT)
@@ -510,6 +646,12 @@ class _Validator:
             **settings,
         )
 
+    def title_method(self, items):
+        # LibreChat's "structured" asks for the title as structured output: Lapis's forced
+        # function call is the same request shape, so it is run as "functions".
+        method = self.choice(items, "titleMethod", ROOT, TITLE_METHODS, "completion")
+        return "functions" if method == "structured" else method
+
     def groups(self, node):
         result = []
         seen_groups = {}
@@ -523,7 +665,7 @@ class _Validator:
         items = self.mapping(node, path)
         if items is None:
             return None
-        name = self.string(items, "group", path, resolve=False)
+        name = self.string(items, "group", path)
         where = f'group "{name}"' if name else "a group"
         self.check_keys(items, GROUP_KEYS, path, where)
         if "group" not in items:
@@ -541,7 +683,7 @@ class _Validator:
         if "apiKey" in items and auth_mode == "entra":
             self.warn(f"{path}.apiKey", items["apiKey"][0], "apiKey is ignored with authMode: entra")
             api_key = None
-        instance = self.string(items, "instanceName", path)
+        instance = self.instance_name(items, path)
         endpoint = self.url(items, "endpoint", path)
         base_url = self.url(items, "baseURL", path, placeholders=True)
         deployment = self.string(items, "deploymentName", path)
@@ -567,6 +709,7 @@ class _Validator:
             else:
                 self.error(f"{path}.dropParams", items["dropParams"][1], "dropParams must be a list of parameter names")
         models = self.models(items, node, path, name, index, serverless, deployment, version, seen_models)
+        self.placeholder_hosts(node, path, items, base_url, instance, models)
         return GroupConfig(
             name=name or "",
             api_key=api_key,
@@ -602,8 +745,17 @@ class _Validator:
             return None
         return tuple(dict.fromkeys(v.strip() for v in value))
 
+    def instance_name(self, items, path):
+        """instanceName becomes the host ``{name}.openai.azure.com`` and fills ``${INSTANCE_NAME}``:
+        a resource name only, so it can't add a path, port, user part or another host."""
+        value = self.string(items, "instanceName", path, variables=True)
+        if value is not None and not INSTANCE_NAME.match(value):
+            self.error(f"{path}.instanceName", items["instanceName"][1], "instanceName must be an Azure resource name (letters, digits and hyphens)")
+            return None
+        return value
+
     def secret(self, items, key, path, *, mask_inline):
-        raw = self.string(items, key, path, resolve=False)
+        raw = self.string(items, key, path, raw=True)
         if raw is None:
             return None
         value = self.resolve(raw, f"{path}.{key}", items[key][1])
@@ -613,7 +765,7 @@ class _Validator:
         return Secret(value, display)
 
     def url(self, items, key, path, *, placeholders=False):
-        raw = self.string(items, key, path, resolve=False)
+        raw = self.string(items, key, path, raw=True)
         if raw is None:
             return None
         node = items[key][1]
@@ -637,7 +789,41 @@ class _Validator:
         if "\r" in value or "\n" in value:
             self.error(f"{path}.{key}", node, f"{key} may not hold a line break")
             return None
+        if not self.public_endpoint(probe, f"{path}.{key}", node):
+            return None
         return Secret(value, raw)
+
+    def public_endpoint(self, url, path, node):
+        """True if requests may go to ``url``: https on a public host, or a host the operator
+        named in CONFIG_ALLOWED_ENDPOINT_HOSTS. Messages don't name the host (it may come from
+        the environment)."""
+        parts = urlsplit(url)
+        host = _normal_host(parts.hostname or "")
+        if host in self.allowed_hosts:
+            return True
+        field_name = path.rsplit(".", 1)[-1]
+        allow = f"or allow the host by name in {ENDPOINT_HOSTS_ENV}"
+        if not host.isascii():
+            self.error(path, node, f"{field_name}'s host must be ASCII (write an international name in its xn-- form)")
+            return False
+        reason = non_public_reason(host)
+        if reason:
+            self.error(path, node, f"{field_name}'s host is {reason}: use the resource's public name, {allow}")
+            return False
+        if parts.scheme != "https":
+            self.error(path, node, f"{field_name} uses plain http://: use https://, {allow}")
+            return False
+        return True
+
+    def placeholder_hosts(self, group_node, path, items, base_url, instance, models):
+        """A baseURL whose host is made of ${INSTANCE_NAME} or ${DEPLOYMENT_NAME} is checked
+        again as each model really calls it."""
+        if base_url is None or not any("${" + name + "}" in base_url.reveal() for name in PLACEHOLDERS):
+            return
+        for model in models:
+            url = base_url.reveal().replace("${INSTANCE_NAME}", instance or "").replace("${DEPLOYMENT_NAME}", model.deployment or "")
+            if not self.public_endpoint(url, f"{path}.baseURL", items["baseURL"][1]):
+                return
 
     def headers(self, items, path):
         if "additionalHeaders" not in items:
@@ -652,6 +838,9 @@ class _Validator:
             if name.lower() in FORBIDDEN_HEADERS:
                 self.error(hpath, key_node, f"header {_quote(name)} may not be set here: it would override authentication or routing headers")
                 continue
+            if name.lower() in FRAMING_HEADERS or name.lower().startswith("proxy-"):
+                self.error(hpath, key_node, f"header {_quote(name)} may not be set here: it is a hop-by-hop or framing header that only the HTTP client sets")
+                continue
             if ENV_REF.search(name):
                 self.error(hpath, key_node, "a header name can't hold ${VAR} (environment variables go in the value)")
                 continue
@@ -662,18 +851,24 @@ class _Validator:
             if not isinstance(raw, str):
                 self.error(hpath, value_node, "header value must be a string (quote it)")
                 continue
-            if "\r" in raw or "\n" in raw:
-                self.error(hpath, value_node, "header value may not hold a line break (CR or LF)")
+            if not self.header_value(raw, hpath, value_node):
                 continue
             value = self.resolve(raw, hpath, value_node)
-            if value is None:
-                continue
-            if "\r" in value or "\n" in value:
-                self.error(hpath, value_node, "header value may not hold a line break (CR or LF), after resolving its environment variables")
+            if value is None or not self.header_value(value, hpath, value_node, resolved=True):
                 continue
             display = raw if ENV_REF.search(raw) else "••••"
             result.append((name, Secret(value, display)))
         return tuple(result)
+
+    def header_value(self, value, path, node, *, resolved=False):
+        after = ", after resolving its environment variables" if resolved else ""
+        if "\r" in value or "\n" in value:
+            self.error(path, node, f"header value may not hold a line break (CR or LF){after}")
+            return False
+        if not HEADER_VALUE.match(value):
+            self.error(path, node, f"header value may hold only visible ASCII characters, spaces and tabs{after}")
+            return False
+        return True
 
     def models(self, items, group_node, path, group_name, index, serverless, deployment, version, seen):
         if "models" not in items:
@@ -731,6 +926,9 @@ class _Validator:
             if missing:
                 self.error(path, node, "needs " + " and ".join(missing) + ", from the model or its group")
         label = self.string(items, "label", path)
+        if "assistants" in items:
+            self.boolean(items, "assistants", path)
+            self.warn(f"{path}.assistants", items["assistants"][0], "Lapis has no Assistants API: assistants on a model is accepted and ignored")
         vision = self.boolean(items, "vision", path, default=None) if "vision" in items else None
         return ModelConfig(
             key=key,
@@ -771,11 +969,6 @@ def parse_config(text, *, environ=None):
     """Validate ``text``; every problem is reported at once. See the module docstring."""
     environ = os.environ if environ is None else environ
     warnings = []
-    for name in LEGACY_VARS:
-        if environ.get(name):
-            warnings.append(
-                Problem("", 1, 1, f"environment variable {name} is a LibreChat setting Lapis does not use: remove it")
-            )
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -808,4 +1001,14 @@ def parse_config(text, *, environ=None):
     finally:
         loader.dispose()
     errors = validator.errors
-    return LoadResult(None if errors else config, errors, warnings + validator.warnings)
+    return LoadResult(None if errors else config, errors, _legacy_warnings(environ, validator.referenced) + validator.warnings)
+
+
+def _legacy_warnings(environ, referenced):
+    """LibreChat's own variables, which Lapis never reads by itself; one the file references
+    (the guide's ``apiKey: ${AZURE_API_KEY}``) is in use and must stay."""
+    return [
+        Problem("", 1, 1, f"environment variable {name} is a LibreChat setting Lapis does not read by itself: remove it")
+        for name in LEGACY_VARS
+        if environ.get(name) and name not in referenced
+    ]

@@ -48,7 +48,9 @@ async def _clean(recorder):
 
 
 def registry(yaml_text, **environ):
-    result = parse_config(yaml_text, environ={"KEY": CANARY, **environ})
+    # The recorder listens on loopback; KEY is this file's own variable name.
+    allowed = {"CONFIG_ALLOWED_ENDPOINT_HOSTS": "127.0.0.1", "CONFIG_ALLOWED_VARIABLE_PREFIXES": "KEY,GW_TOKEN"}
+    result = parse_config(yaml_text, environ={"KEY": CANARY, **allowed, **environ})
     assert result.errors == [], [str(p) for p in result.errors]
     return Registry(result.config)
 
@@ -414,7 +416,10 @@ async def test_the_stream_goes_through_the_environment_proxy(recorder, monkeypat
     for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("http_proxy", recorder.url)
-    spec = registry(group('apiKey: ${KEY}\nendpoint: http://contoso.invalid:8080\ndeploymentName: dep\nversion: "2024-10-21"')).get("gpt-4o")
+    spec = registry(
+        group('apiKey: ${KEY}\nendpoint: http://contoso.invalid:8080\ndeploymentName: dep\nversion: "2024-10-21"'),
+        CONFIG_ALLOWED_ENDPOINT_HOSTS="contoso.invalid",
+    ).get("gpt-4o")
     events = await run(spec)
     assert events[-2:] == [Finish("stop", None), Usage(3, 2)]
     request = recorder.posts()[-1]

@@ -82,7 +82,7 @@ def spec(redirector, key="gpt-4o", auth="apiKey: k-123456", version="2024-10-21"
         f"        {auth}\n        endpoint: {redirector.url}\n        deploymentName: dep\n"
         f'        version: "{version}"\n        models:\n          {key}: true\n'
     )
-    result = parse_config(text, environ={})
+    result = parse_config(text, environ={"CONFIG_ALLOWED_ENDPOINT_HOSTS": "127.0.0.1"})
     assert result.errors == [], [str(p) for p in result.errors]
     return Registry(result.config).get(key)
 

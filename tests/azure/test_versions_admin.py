@@ -36,6 +36,9 @@ def _env(monkeypatch):
     monkeypatch.setenv("ADMIN_KEY", CANARY)
     for name, value in TEAM_ENV.items():
         monkeypatch.setenv(name, value)
+    # This file's own names (UNSET_ for broken.yaml's unset one), allowed by the operator.
+    prefixes = TEAM_ENV["CONFIG_ALLOWED_VARIABLE_PREFIXES"] + ",ADMIN_KEY,ONLY_ELSEWHERE_KEY,UNSET_"
+    monkeypatch.setenv("CONFIG_ALLOWED_VARIABLE_PREFIXES", prefixes)
 
 
 def test_bad_text_changes_nothing():

@@ -114,7 +114,7 @@ async def run(args, url, key):
         f"        deploymentName: {DEPLOYMENT}\n"
         f"        models:\n          {DEPLOYMENT}: true\n"
     )
-    result = parse_config(config, environ={})
+    result = parse_config(config, environ={"CONFIG_ALLOWED_ENDPOINT_HOSTS": "127.0.0.1"})
     assert not result.errors, result.errors
     spec = Registry(result.config).get(DEPLOYMENT)
     limits = httpx2.Limits(max_connections=None, max_keepalive_connections=200)

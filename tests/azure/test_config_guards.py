@@ -1,0 +1,247 @@
+"""What a config may reach (issues #13, #14): which fields expand ``${VAR}`` and which names they
+may use, which headers may be added, which hosts requests may go to, and LibreChat keys that load."""
+
+import pytest
+
+from apps.azure.config import parse_config
+from apps.azure.registry import Registry
+from tests.azure.test_config import doc
+
+CANARY = "canary-guard-93b1"
+PG_CANARY = "pg-password-canary-5d0e"
+ROOT = "endpoints.azureOpenAI.groups[0]"
+
+
+def group(body, **settings):
+    """A one-group file whose group body is BASE with ``body`` appended (or substituted)."""
+    base = 'apiKey: ${LAPIS_KEY}\ninstanceName: res\nversion: "2024-10-21"\ndeploymentName: dep\n'
+    return doc(base + body, **settings)
+
+
+MODELS = "models:\n  gpt-4o: true\n"
+ENV = {"LAPIS_KEY": CANARY, "PGPASSWORD": PG_CANARY, "AWS_SECRET_ACCESS_KEY": PG_CANARY, "LAPIS_LABEL": PG_CANARY}
+
+
+def errors_of(text, environ):
+    result = parse_config(text, environ=environ)
+    messages = [str(problem) for problem in result.errors + result.warnings]
+    for message in messages:
+        assert CANARY not in message and PG_CANARY not in message
+    return result
+
+
+# ---- ${VAR}: which fields, which names --------------------------------------------------------
+
+REFUSED_VARIABLES = [
+    # (case, group body, path suffix, line, expected message part); the body starts on line 9
+    ("PGPASSWORD in apiKey", MODELS, "apiKey", 5, "PGPASSWORD may not be referenced"),
+    ("AWS secret in a header", "additionalHeaders:\n  x-k: ${AWS_SECRET_ACCESS_KEY}\n" + MODELS,
+     "additionalHeaders.x-k", 10, "AWS_SECRET_ACCESS_KEY may not be referenced"),
+    ("a label is never expanded", "models:\n  gpt-4o: {label: \"${LAPIS_LABEL}\"}\n",
+     "models.gpt-4o.label", 10, "is not expanded in label"),
+    ("deploymentName is literal", "models:\n  gpt-4o: {deploymentName: \"${LAPIS_KEY}\"}\n",
+     "models.gpt-4o.deploymentName", 10, "is not expanded in deploymentName"),
+    ("access names are literal", "access: [\"${LAPIS_KEY}\"]\n" + MODELS, "access[0]", 9, "is not expanded"),
+    ("addParams are literal", "addParams:\n  user: \"${LAPIS_KEY}\"\n" + MODELS, "addParams.user", 10, "is not expanded"),
+    ("a value holding ${ after expansion", "additionalHeaders:\n  x-k: ${LAPIS_NESTED}\n" + MODELS,
+     "additionalHeaders.x-k", 10, "still holds ${ after"),
+    ("an unclosed reference", "baseURL: \"https://gw.example/${LAPIS_KEY\"\n" + MODELS, "baseURL", 9, "still holds ${ after"),
+]
+
+
+@pytest.mark.parametrize("case,body,suffix,line,expected", REFUSED_VARIABLES, ids=[c[0] for c in REFUSED_VARIABLES])
+def test_variables_only_in_secret_and_url_fields_and_only_allowed_names(case, body, suffix, line, expected):
+    text = group(body)
+    if case == "PGPASSWORD in apiKey":
+        text = text.replace("${LAPIS_KEY}", "${PGPASSWORD}", 1)
+    environ = {**ENV, "LAPIS_NESTED": "a${LAPIS_KEY}", "AZURE_CLIENT_SECRET": PG_CANARY}
+    result = errors_of(text, environ)
+    assert result.config is None
+    assert [(p.path, p.line) for p in result.errors if expected in p.message] == [(f"{ROOT}.{suffix}", line)], [
+        str(p) for p in result.errors
+    ]
+
+
+def test_group_and_endpoint_level_names_are_literal_and_refuse_references():
+    text = group(MODELS, endpoint="titleConvo: true\ntitleModel: \"${LAPIS_KEY}\"").replace(
+        "- group: g", '- group: "${LAPIS_KEY}"')
+    result = errors_of(text, ENV)
+    paths = {p.path for p in result.errors}
+    assert {f"{ROOT}.group", "endpoints.azureOpenAI.titleModel"} <= paths
+
+
+def test_every_variable_error_at_once_with_its_line():
+    text = (
+        "endpoints:\n  azureOpenAI:\n    groups:\n      - group: g\n"
+        "        apiKey: ${PGPASSWORD}\n"                         # line 5
+        "        instanceName: res\n"
+        "        deploymentName: dep\n"
+        '        version: "2024-10-21"\n'
+        "        additionalHeaders:\n"
+        "          x-a: ${AWS_SECRET_ACCESS_KEY}\n"              # line 10
+        "        models:\n"
+        "          gpt-4o:\n"
+        '            label: "${LAPIS_LABEL}"\n'                  # line 13
+    )
+    result = errors_of(text, ENV)
+    assert {(p.path, p.line) for p in result.errors} == {
+        (f"{ROOT}.apiKey", 5),
+        (f"{ROOT}.additionalHeaders.x-a", 10),
+        (f"{ROOT}.models.gpt-4o.label", 13),
+    }
+
+
+def test_default_prefixes_allow_lapis_and_azure_names_only():
+    text = group("additionalHeaders:\n  x-k: \"t-${AZURE_TEAM_TOKEN}\"\n" + MODELS)
+    environ = {**ENV, "AZURE_TEAM_TOKEN": "tok", "AZURE_CLIENT_SECRET": PG_CANARY}
+    result = errors_of(text, environ)
+    assert result.errors == []
+    g = result.config.groups[0]
+    assert g.api_key.reveal() == CANARY and dict(g.headers)["x-k"].reveal() == "t-tok"
+    for name, why in [("PGPASSWORD", "may not be referenced"), ("AZURE_CLIENT_SECRET", "Lapis's own secrets")]:
+        refused = errors_of(text.replace("AZURE_TEAM_TOKEN", name), environ)
+        assert [p.path for p in refused.errors if why in p.message] == [f"{ROOT}.additionalHeaders.x-k"]
+
+
+def test_the_operator_chooses_the_prefixes():
+    text = group(MODELS).replace("${LAPIS_KEY}", "${TEAM_KEY}")
+    environ = {"TEAM_KEY": "k", "LAPIS_KEY": CANARY}
+    assert errors_of(text, environ).errors  # TEAM_ is not allowed by default
+    assert errors_of(text, {**environ, "CONFIG_ALLOWED_VARIABLE_PREFIXES": "TEAM_"}).errors == []
+    only_team = errors_of(group(MODELS), {**environ, "CONFIG_ALLOWED_VARIABLE_PREFIXES": " TEAM_ "})
+    assert any("LAPIS_KEY may not be referenced" in p.message and "TEAM_" in p.message for p in only_team.errors)
+    none = errors_of(group(MODELS), {**environ, "CONFIG_ALLOWED_VARIABLE_PREFIXES": ""})
+    assert any("allowed names start with none" in p.message for p in none.errors)
+
+
+def test_guide_azure_api_key_reference_is_not_told_to_be_removed():
+    text = group(MODELS).replace("${LAPIS_KEY}", "${AZURE_API_KEY}")
+    environ = {"AZURE_API_KEY": CANARY, "AZURE_OPENAI_API_VERSION": "2024-02-01"}
+    result = errors_of(text, environ)
+    assert result.errors == []
+    warned = " ".join(str(w) for w in result.warnings)
+    assert "AZURE_API_KEY " not in warned  # the file uses it: keep it
+    assert "AZURE_OPENAI_API_VERSION" in warned and "remove it" in warned  # unused: still reminded
+
+
+# ---- additionalHeaders ---------------------------------------------------------------------------
+
+FRAMING = ["Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Upgrade", "TE", "Trailer",
+           "Proxy-Authorization", "Proxy-Connection", "proxy-anything", "Expect"]
+
+
+@pytest.mark.parametrize("name", FRAMING)
+def test_hop_by_hop_and_framing_headers_refused_with_their_line(name):
+    text = group(f"additionalHeaders:\n  x-ok: fine\n  {name}: \"5\"\n" + MODELS)
+    result = errors_of(text, ENV)
+    assert [(p.path, p.line) for p in result.errors] == [(f"{ROOT}.additionalHeaders.{name}", 11)]
+    assert "may not be set here" in result.errors[0].message
+
+
+@pytest.mark.parametrize(
+    "header,expected",
+    [
+        ('x-a: "v\\u0000w"', "visible ASCII"),
+        ('x-a: "v\\u007fw"', "visible ASCII"),
+        ('x-a: "caf\\u00e9"', "visible ASCII"),
+        ("x-a: ${LAPIS_CTRL}", "visible ASCII characters, spaces and tabs, after resolving"),
+    ],
+)
+def test_header_names_and_values_must_be_valid_tokens_and_text(header, expected):
+    text = group(f"additionalHeaders:\n  {header}\n" + MODELS)
+    result = errors_of(text, {**ENV, "LAPIS_CTRL": "a\x00b"})
+    assert result.config is None
+    assert any(p.line == 10 and expected in p.message for p in result.errors), [str(p) for p in result.errors]
+
+
+# ---- endpoints -------------------------------------------------------------------------------------
+
+REFUSED_URLS = [
+    "http://gw.example.com/openai",
+    "https://169.254.169.254/",
+    "https://[::ffff:7f00:1]/",
+    "https://[::ffff:127.0.0.1]:8443/",
+    "http://2130706433/",
+    "https://2130706433/",
+    "https://0x7f000001/",
+    "https://0177.0.0.1/",
+    "https://127.1/",
+    "https://127.0.0.1./",
+    "https://10.0.0.5/",
+    "https://172.16.3.4/",
+    "https://192.168.1.1/",
+    "https://100.64.0.1/",
+    "https://[fd12:3456::1]/",
+    "https://[fe80::1]/",
+    "https://[::1]/",
+    "https://0.0.0.0/",
+    "https://localhost/",
+    "https://api.localhost/",
+    "https://[64:ff9b::a9fe:a9fe]/",
+]
+
+
+@pytest.mark.parametrize("field", ["endpoint", "baseURL"])
+@pytest.mark.parametrize("url", REFUSED_URLS)
+def test_plain_http_and_private_or_metadata_hosts_refused(field, url):
+    text = doc(f'apiKey: k\n{field}: "{url}"\ndeploymentName: dep\nversion: "2024-10-21"\n' + MODELS)
+    result = errors_of(text, {"DEBUG": "1"})  # DEBUG changes nothing
+    assert [(p.path, p.line) for p in result.errors] == [(f"{ROOT}.{field}", 6)], [str(p) for p in result.errors]
+    assert "CONFIG_ALLOWED_ENDPOINT_HOSTS" in result.errors[0].message
+
+
+def test_the_operator_allows_hosts_by_name_only():
+    environ = {"CONFIG_ALLOWED_ENDPOINT_HOSTS": "127.0.0.1, LocalHost,[::1]"}
+    for url in ("http://127.0.0.1:8001", "http://localhost:8001/x", "https://[::1]:9/", "http://127.0.0.1./"):
+        text = doc(f'apiKey: k\nendpoint: "{url}"\ndeploymentName: dep\nversion: "2024-10-21"\n' + MODELS)
+        assert errors_of(text, environ).errors == [], url
+    for url in ("http://2130706433/", "http://127.1/", "https://169.254.169.254/", "http://[::ffff:7f00:1]/"):
+        text = doc(f'apiKey: k\nendpoint: "{url}"\ndeploymentName: dep\nversion: "2024-10-21"\n' + MODELS)
+        assert errors_of(text, environ).errors, url
+
+
+def test_a_host_from_the_environment_is_checked_and_not_printed():
+    text = doc('apiKey: k\nendpoint: "https://${LAPIS_HOST}/"\ndeploymentName: dep\nversion: "2024-10-21"\n' + MODELS)
+    result = errors_of(text, {"LAPIS_HOST": "169.254.169.254"})
+    assert [p.path for p in result.errors] == [f"{ROOT}.endpoint"]
+    assert "169.254" not in str(result.errors[0])
+
+
+def test_a_placeholder_host_is_checked_as_each_model_calls_it():
+    text = doc(
+        'apiKey: k\ninstanceName: "2130706433"\nbaseURL: "https://${INSTANCE_NAME}/openai"\n'
+        'deploymentName: dep\nversion: "2024-10-21"\n' + MODELS
+    )
+    result = errors_of(text, {})
+    assert [(p.path, p.line) for p in result.errors] == [(f"{ROOT}.baseURL", 7)]
+    fine = doc(
+        'apiKey: k\ninstanceName: contoso\nbaseURL: "https://${INSTANCE_NAME}.openai.azure.com/openai"\n'
+        'deploymentName: dep\nversion: "2024-10-21"\n' + MODELS
+    )
+    assert errors_of(fine, {}).errors == []
+
+
+@pytest.mark.parametrize("name", ["evil.example/x?", "a@b", "res:8080", "res#", "-res"])
+def test_instance_name_is_a_resource_name(name):
+    text = doc(f'apiKey: k\ninstanceName: "{name}"\ndeploymentName: dep\nversion: "2024-10-21"\n' + MODELS)
+    result = errors_of(text, {})
+    assert [(p.path, p.line) for p in result.errors] == [(f"{ROOT}.instanceName", 6)]
+
+
+# ---- LibreChat keys -----------------------------------------------------------------------------
+
+
+def test_title_method_structured_runs_as_functions():
+    text = group(MODELS, endpoint="titleConvo: true\ntitleModel: gpt-4o\ntitleMethod: structured")
+    result = errors_of(text, ENV)
+    assert result.errors == []
+    assert Registry(result.config).title_method == "functions"
+
+
+def test_model_level_assistants_loads_with_a_warning():
+    text = group("models:\n  gpt-4o:\n    assistants: true\n")
+    result = errors_of(text, ENV)
+    assert result.errors == []
+    assert [(w.path, w.line) for w in result.warnings] == [(f"{ROOT}.models.gpt-4o.assistants", 11)]
+    assert "no Assistants API" in result.warnings[0].message
+    assert errors_of(group("models:\n  gpt-4o:\n    assistants: maybe\n"), ENV).errors
