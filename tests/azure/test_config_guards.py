@@ -245,3 +245,82 @@ def test_model_level_assistants_loads_with_a_warning():
     assert [(w.path, w.line) for w in result.warnings] == [(f"{ROOT}.models.gpt-4o.assistants", 11)]
     assert "no Assistants API" in result.warnings[0].message
     assert errors_of(group("models:\n  gpt-4o:\n    assistants: maybe\n"), ENV).errors
+
+
+# ---- through the admin's load page and manage.py load_config --------------------------------
+
+BAD_FILE = (
+    "endpoints:\n  azureOpenAI:\n    groups:\n      - group: g\n"
+    "        apiKey: ${LAPIS_ADMIN_KEY}\n"
+    "        endpoint: http://169.254.169.254/\n"                  # line 6
+    "        deploymentName: dep\n"
+    '        version: "2024-10-21"\n'
+    "        additionalHeaders:\n"
+    '          Content-Length: "0"\n'                            # line 10
+    "        models:\n"
+    "          gpt-4o:\n"
+    '            label: "${LAPIS_SHOWN}"\n'                      # line 13
+)
+BAD_LINES = {6, 10, 13}
+GOOD_FILE = (
+    "endpoints:\n  azureOpenAI:\n    groups:\n      - group: g\n        apiKey: ${LAPIS_ADMIN_KEY}\n"
+    '        instanceName: res\n        deploymentName: dep\n        version: "2024-10-21"\n'
+    "        models:\n          gpt-4o-mini: {label: Good Mini}\n"
+)
+
+
+@pytest.fixture
+def active_good(db, monkeypatch):
+    from apps.azure.registry import get_registry
+    from apps.azure.services import load_and_activate
+
+    monkeypatch.setenv("LAPIS_ADMIN_KEY", CANARY)
+    monkeypatch.setenv("LAPIS_SHOWN", PG_CANARY)
+    assert load_and_activate(text=GOOD_FILE, source="command").errors == []
+    return get_registry().version_id
+
+
+def test_admin_load_shows_each_error_with_its_line_and_keeps_the_active_config(client, active_good):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    from apps.azure.models import ConfigVersion
+    from apps.azure.registry import get_registry
+
+    user = get_user_model().objects.create_user("ops", password="pw-123456789", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_configversion", "activate_configversion"]))
+    client.force_login(user)
+    page = client.post("/admin/azure/configversion/add/", {"text": BAD_FILE})
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert html.count('data-testid="config-error"') == 3
+    for line in BAD_LINES:
+        assert f'data-line="{line}"' in html
+        assert f"(line {line}, col" in html
+    assert "CONFIG_ALLOWED_ENDPOINT_HOSTS" in html and "hop-by-hop or framing header" in html
+    assert "is not expanded in label" in html
+    assert CANARY not in html and PG_CANARY not in html
+    assert ConfigVersion.objects.count() == 1  # nothing stored
+    assert get_registry().version_id == active_good
+    models = client.get("/models/").content.decode()
+    assert "Good Mini" in models and PG_CANARY not in models
+
+
+def test_load_config_command_prints_line_numbered_errors_and_stores_nothing(tmp_path, capsys, active_good):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from apps.azure.models import ConfigVersion
+    from apps.azure.registry import get_registry
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD_FILE)
+    with pytest.raises(CommandError):
+        call_command("load_config", str(path), "--activate")
+    out = capsys.readouterr().out
+    errors = [line for line in out.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 3
+    assert {int(line.split("(line ")[1].split(",")[0]) for line in errors} == BAD_LINES
+    assert CANARY not in out and PG_CANARY not in out
+    assert ConfigVersion.objects.count() == 1
+    assert ConfigVersion.objects.get(is_active=True).pk == get_registry().version_id == active_good
