@@ -449,12 +449,12 @@ class _Validator:
             return self.resolve(value, f"{path}.{key}", node)
         return self.literal(value, f"{path}.{key}", node)
 
-    def literal(self, text, path, node):
+    def literal(self, text, path, node, *, what=None):
         """``text`` unless it holds ``${``: outside VARIABLE_FIELDS nothing is expanded, and a
         reference kept as text would show its name (or a user's guess at one) to every user."""
         if "${" not in text:
             return text
-        where = path.rsplit(".", 1)[-1] if path else "this field"
+        where = what or (path.rsplit(".", 1)[-1] if path else "this field")
         self.error(path, node, f"${{...}} is not expanded in {where}: environment variables are allowed only in {VARIABLE_FIELDS}")
         return None
 
@@ -709,7 +709,7 @@ class _Validator:
             else:
                 self.error(f"{path}.dropParams", items["dropParams"][1], "dropParams must be a list of parameter names")
         models = self.models(items, node, path, name, index, serverless, deployment, version, seen_models)
-        self.placeholder_hosts(node, path, items, base_url, instance, models)
+        self.placeholder_hosts(path, items, base_url, instance, models)
         return GroupConfig(
             name=name or "",
             api_key=api_key,
@@ -815,7 +815,7 @@ class _Validator:
             return False
         return True
 
-    def placeholder_hosts(self, group_node, path, items, base_url, instance, models):
+    def placeholder_hosts(self, path, items, base_url, instance, models):
         """A baseURL whose host is made of ${INSTANCE_NAME} or ${DEPLOYMENT_NAME} is checked
         again as each model really calls it."""
         if base_url is None or not any("${" + name + "}" in base_url.reveal() for name in PLACEHOLDERS):
@@ -885,6 +885,8 @@ class _Validator:
         result = []
         for key, (key_node, value_node) in model_items.items():
             model_path = f"{mpath}.{key}"
+            if self.literal(key, model_path, key_node, what="a model key") is None:
+                continue
             if key in seen:
                 other_group, other_index = seen[key]
                 self.error(model_path, key_node, f'model "{key}" is already defined in group "{other_group}" (groups[{other_index}])')

@@ -63,11 +63,11 @@ def test_variables_only_in_secret_and_url_fields_and_only_allowed_names(case, bo
 
 
 def test_group_and_endpoint_level_names_are_literal_and_refuse_references():
-    text = group(MODELS, endpoint="titleConvo: true\ntitleModel: \"${LAPIS_KEY}\"").replace(
+    text = group(MODELS + '  "${LAPIS_KEY}": true\n', endpoint="titleConvo: true\ntitleModel: \"${LAPIS_KEY}\"").replace(
         "- group: g", '- group: "${LAPIS_KEY}"')
     result = errors_of(text, ENV)
-    paths = {p.path for p in result.errors}
-    assert {f"{ROOT}.group", "endpoints.azureOpenAI.titleModel"} <= paths
+    paths = {p.path for p in result.errors if "is not expanded" in p.message}
+    assert paths == {f"{ROOT}.group", "endpoints.azureOpenAI.titleModel", f"{ROOT}.models.${{LAPIS_KEY}}"}
 
 
 def test_every_variable_error_at_once_with_its_line():
