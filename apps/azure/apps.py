@@ -14,5 +14,6 @@ class AzureConfig(AppConfig):
         from project.lifecycle import at_startup
 
         checks.register(azure_checks.check_config_path, "lapis", deploy=True)
+        checks.register(azure_checks.check_config_allow_lists, "lapis")
         at_startup(azure_checks.load_config_path_at_start)
         at_startup(load_encodings)

@@ -28,6 +28,44 @@ def check_config_path(app_configs=None, **kwargs):
     ] + [checks.Warning(f"CONFIG_PATH {path}: {problem}", id="lapis.W001") for problem in result.warnings]
 
 
+def check_config_allow_lists(app_configs=None, **kwargs):
+    """CONFIG_ALLOWED_VARIABLE_PREFIXES and CONFIG_ALLOWED_ENDPOINT_HOSTS entries that could never
+    match what they are compared with (shown by every manage.py command)."""
+    import os
+    import re
+
+    from apps.azure.config import (
+        ENDPOINT_HOSTS_ENV,
+        VARIABLE_PREFIXES_ENV,
+        allowed_endpoint_hosts,
+        allowed_variable_prefixes,
+    )
+
+    problems = []
+    for prefix in allowed_variable_prefixes(os.environ):
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix):
+            problems.append(checks.Error(
+                f"{VARIABLE_PREFIXES_ENV} entry {prefix[:40]!r} is not the start of an environment variable name.",
+                hint="List name prefixes such as LAPIS_,AZURE_ (letters, digits, _), no wildcards.",
+                id="lapis.E002"))
+    for host in allowed_endpoint_hosts(os.environ):
+        if not (re.fullmatch(r"[a-z0-9._-]+", host) or _is_ipv6(host)):
+            problems.append(checks.Error(
+                f"{ENDPOINT_HOSTS_ENV} entry {host[:60]!r} is not a bare host name or address.",
+                hint="Write hosts only, without scheme, port or path: 127.0.0.1,localhost,[::1].",
+                id="lapis.E003"))
+    return problems
+
+
+def _is_ipv6(host):
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).version == 6
+    except ValueError:
+        return False
+
+
 def load_config_path_at_start():
     """Server start: apply CONFIG_PATH, or stop the process listing every error."""
     from django.core.exceptions import ImproperlyConfigured

@@ -324,3 +324,15 @@ def test_load_config_command_prints_line_numbered_errors_and_stores_nothing(tmp_
     assert CANARY not in out and PG_CANARY not in out
     assert ConfigVersion.objects.count() == 1
     assert ConfigVersion.objects.get(is_active=True).pk == get_registry().version_id == active_good
+
+
+def test_allow_list_entries_that_could_never_match_are_system_check_errors(monkeypatch):
+    from apps.azure.checks import check_config_allow_lists
+
+    monkeypatch.setenv("CONFIG_ALLOWED_VARIABLE_PREFIXES", "LAPIS_,*,TEAM-")
+    monkeypatch.setenv("CONFIG_ALLOWED_ENDPOINT_HOSTS", "127.0.0.1,[::1],http://gw.local,127.0.0.1:8001,localhost")
+    found = sorted((problem.id, problem.msg.split(" entry ")[1].split(" is ")[0]) for problem in check_config_allow_lists())
+    assert found == [
+        ("lapis.E002", "'*'"), ("lapis.E002", "'TEAM-'"),
+        ("lapis.E003", "'127.0.0.1:8001'"), ("lapis.E003", "'http://gw.local'"),
+    ]
