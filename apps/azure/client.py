@@ -26,7 +26,7 @@ import aiohttp
 import httpx2
 import openai
 
-from apps.azure.errors import UpstreamError
+from apps.azure.errors import UpstreamError, wait_phrase
 from apps.azure.sse import DONE, SSEDecoder
 
 logger = logging.getLogger("lapis.azure")
@@ -886,11 +886,8 @@ def status_error(model, status, headers, body):
         )
     if status == 429:
         retry = _retry_after(headers)
-        when = (
-            f"in {retry:g} second{'' if retry == 1 else 's'}" if retry is not None else "in a moment"
-        )
         return UpstreamError(
-            "rate_limited", f"The model is busy (rate limit reached). Try again {when}.",
+            "rate_limited", f"The model is busy (rate limit reached). Try again {wait_phrase(retry)}.",
             admin_detail=f"{where}: 429 {upstream_message}", retry_after=retry, status=status,
         )
     if status == 400 and code == "content_filter":

@@ -60,7 +60,9 @@ CONTEXT_WINDOWS = {
     "llama-3.3": 128000,
 }
 VISION_NAMES = ("gpt-4-vision", "gpt-4o", "gpt-4-turbo", "gpt-4.1", "gpt-5", "o1", "o3", "o4-mini")
-VISION_EXCEPTIONS = ("gpt-4-turbo-preview", "o1-mini")
+# Text-only models whose names contain a vision name: o1-preview, o1-mini and o3-mini take no
+# images (o1, o3, o3-pro and o4-mini do).
+VISION_EXCEPTIONS = ("gpt-4-turbo-preview", "o1-mini", "o1-preview", "o3-mini")
 IMAGE_NAMES = re.compile(r"dall-e-2|dall-e-3|gpt-image-")
 REASONING = re.compile(r"(^|[^a-z0-9.])(o1|o3|o4)([^a-z0-9]|$)|gpt-5")
 
@@ -247,7 +249,8 @@ def build_spec(group, model, *, simulated=False):
         deployment=model.deployment or (model.key if group.serverless else None),
         api_version=model.version,
         type=type_,
-        context_window=model.context_window or context_window_for(model.key),
+        # An image model has no chat context window (0: none shown, none budgeted).
+        context_window=0 if type_ == "image" else model.context_window or context_window_for(model.key),
         max_output=model.max_output,
         vision=model.vision if model.vision is not None else vision_for(model.key),
         force_prompt=group.force_prompt,

@@ -253,6 +253,9 @@ def test_context_windows_longest_substring(key, tokens):
         ("gpt-4o", True), ("gpt-4-turbo", True), ("gpt-4-turbo-preview", False), ("o1", True),
         ("o1-mini", False), ("gpt-4.1", True), ("gpt-5-mini", True), ("o4-mini", True),
         ("gpt-35-turbo", False), ("gpt-4", False), ("phi-4", False),
+        # text-only reasoning models: o1-preview, o1-mini, o3-mini; o3, o3-pro, o4-mini see images
+        ("o3-mini", False), ("o3-mini-2025-01-31", False), ("o1-preview", False),
+        ("o1-mini-2024-09-12", False), ("o3", True), ("o3-pro", True), ("o1-2024-12-17", True),
     ],
 )
 def test_vision_by_name(key, vision):
