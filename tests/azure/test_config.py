@@ -55,6 +55,7 @@ CASES = [
     ("target required", doc(BASE.replace("instanceName: res\n", "")), "needs instanceName, endpoint or baseURL"),
     ("endpoint instead of instanceName", doc(BASE.replace("instanceName: res", "endpoint: https://r.cognitiveservices.azure.com")), None),
     ("baseURL instead of instanceName", doc(BASE.replace("instanceName: res", "baseURL: https://gw.example/x")), None),
+    ("baseURL placeholder without instanceName", doc(BASE.replace("instanceName: res", 'baseURL: "https://${INSTANCE_NAME}.openai.azure.com/openai/deployments/${DEPLOYMENT_NAME}"')), "uses ${INSTANCE_NAME} but the group has no instanceName"),
     ("serverless needs baseURL", doc("apiKey: k\nserverless: true\nmodels:\n  phi-4: true\n"), "serverless group needs baseURL"),
     ("serverless valid", doc("apiKey: k\nserverless: true\nbaseURL: https://p.models.ai.azure.com/v1/chat/completions\nmodels:\n  phi-4: true\n"), None),
     ("true needs deploymentName", doc(BASE.replace("deploymentName: dep\n", "")), "true needs the group's deploymentName"),
