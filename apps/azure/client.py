@@ -19,6 +19,7 @@ import random
 import re
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -158,13 +159,14 @@ class AzureClient(_ShortWaitsOnly, openai.AsyncAzureOpenAI):
     """
 
     def __init__(self, *, target=None, **options):
+        # target None (a copy the SDK makes by itself): the SDK's own rule applies.
         super().__init__(**options)
         self._lapis_target = target
 
     def _build_request(self, options, *, retries_taken=0):
         body = options.json_data
         target = self._lapis_target
-        if target is not None and options.url in DEPLOYMENT_ROUTES and isinstance(body, dict):
+        if target is not None and options.url in DEPLOYMENT_ROUTES and isinstance(body, Mapping):
             model = body.get("model")
             if model is not None:
                 options = options.model_copy()

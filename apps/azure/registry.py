@@ -128,11 +128,8 @@ class Target:
         """``request_url`` as the admin wrote it: ``${VAR}`` kept, inline secrets never shown."""
         return self._url(self.base_url.display, deployment, route, True)
 
-    def deployment_base(self, deployment):
-        """The URL (secrets included, no query) that ``/{route}`` follows for ``deployment``."""
-        return self._hang(self.base_url.reveal(), deployment)
-
     def _hang(self, base, deployment):
+        """The deployment base: the URL that ``/{route}`` follows for ``deployment``."""
         base = base.rstrip("/")
         name = quote(deployment or "", safe="")
         if self.shape == ENDPOINT:
