@@ -2,7 +2,7 @@
 
 ``SimulatorProcess(...).start()`` runs ``python -m apps.simulator`` on a free loopback port and
 waits until it answers. Attributes: ``url``, ``api_key``, ``identity_endpoint``,
-``identity_header``; methods ``requests(deployment=None)``, ``reset()``, ``config_yaml(**overrides)``
+``identity_header``; ``path_prefixes=`` makes it answer gateway-shaped paths too; methods ``requests(deployment=None)``, ``reset()``, ``config_yaml(**overrides)``
 and ``stop()``.
 """
 
@@ -39,8 +39,10 @@ def free_port():
 
 
 class SimulatorProcess:
-    def __init__(self, *, config_text=None, api_key="sim-key", identity_header="sim-identity-header"):
+    def __init__(self, *, config_text=None, api_key="sim-key", identity_header="sim-identity-header",
+                 path_prefixes=()):
         self.config_text = config_text
+        self.path_prefixes = tuple(path_prefixes)  # gateway shapes (--path-prefix)
         self.api_key = api_key
         self.identity_header = identity_header
         self.process = None
@@ -59,6 +61,8 @@ class SimulatorProcess:
             self._config_file.write(self.config_text)
             self._config_file.close()
             args += ["--config", self._config_file.name]
+        for prefix in self.path_prefixes:
+            args += ["--path-prefix", prefix]
         env = {**os.environ, "LAPIS_TIKTOKEN_DOWNLOAD": "0"}
         self._log = tempfile.TemporaryFile()
         for _attempt in range(3):

@@ -181,8 +181,9 @@ def describe_model(spec):
         "type": spec.type,
         "deployment": spec.deployment or "",
         "api_version": spec.api_version or "",
-        "context_window": spec.context_window,
-        "max_output": spec.max_output,
+        # Numbers for people (1,047,576); an image model has no chat context window.
+        "context_window": f"{spec.context_window:,}" if spec.type != "image" else "–",
+        "max_output": f"{spec.max_output:,}" if spec.max_output else None,
         "capabilities": ", ".join(capabilities),
         "url": spec.request_url,
         "auth": "Entra ID (DefaultAzureCredential)" if spec.auth_mode == "entra" else "api-key "

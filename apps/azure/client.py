@@ -19,14 +19,15 @@ import random
 import re
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx2
 import openai
 
-from apps.azure.errors import UpstreamError
+from apps.azure.errors import UpstreamError, wait_phrase
 from apps.azure.sse import DONE, SSEDecoder
 
 logger = logging.getLogger("lapis.azure")
@@ -42,6 +43,17 @@ SAMPLING_PARAMS = (
     "logit_bias",
 )
 DEFAULT_PARAMS = {}
+# Purposes of a call: "chat" (answers) and the side calls "title" and "summary".
+SIDE_CALLS = frozenset({"title", "summary"})
+# What a side call sets for itself or must not get: the group's addParams still reach titles and
+# summaries, except these. A 2,048-token cap meant for answers would replace a title's 24, and a
+# response format or tools meant for answers break them (Azure refuses ``json_object`` unless a
+# message mentions JSON, and a title or summary prompt does not).
+SIDE_CALL_OWNED = frozenset({
+    "max_tokens", "max_completion_tokens", "max_output_tokens", "response_format", "tools",
+    "tool_choice", "functions", "function_call", "parallel_tool_calls", "n", "stop", "stream",
+    "stream_options", "logprobs", "top_logprobs", "prediction", "audio", "modalities",
+})
 VERSION_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})")
 
 
@@ -105,7 +117,7 @@ _credentials = {}
 def _target_key(target):
     headers = tuple((name, value.reveal()) for name, value in target.headers)
     key = target.api_key.reveal() if target.api_key else None
-    return (target.kind, target.base_url.reveal(), target.uses_endpoint, target.api_version,
+    return (target.kind, target.base_url.reveal(), target.shape, target.api_version,
             target.auth_mode, key, headers)
 
 
@@ -123,6 +135,7 @@ def _entra_token_provider():
 # attempt, while the user sees nothing. Lapis retries only short waits; a longer one is reported
 # at once with when to try again.
 MAX_RETRY_WAIT = 10.0
+DEPLOYMENT_ROUTES = frozenset({"/chat/completions", "/completions", "/images/generations", "/images/edits"})
 
 
 class _ShortWaitsOnly:
@@ -136,7 +149,29 @@ class _ShortWaitsOnly:
 
 
 class AzureClient(_ShortWaitsOnly, openai.AsyncAzureOpenAI):
-    pass
+    """Deployment routes (chat, completions, images) go to ``Target.request_url``.
+
+    Why: the SDK appends ``/deployments/{model}`` to any base whose path lacks "/deployments",
+    so a gateway base that already names the deployment (Cloudflare's
+    ``.../azure-openai/{instance}/{deployment}``, an APIM ``.../{instance}/{deployment}``) would
+    get it a second time. One builder for the SDK, the stream reader and the admin preview keeps
+    the three from ever disagreeing.
+    """
+
+    def __init__(self, *, target=None, **options):
+        # target None (a copy the SDK makes by itself): the SDK's own rule applies.
+        super().__init__(**options)
+        self._lapis_target = target
+
+    def _build_request(self, options, *, retries_taken=0):
+        body = options.json_data
+        target = self._lapis_target
+        if target is not None and options.url in DEPLOYMENT_ROUTES and isinstance(body, Mapping):
+            model = body.get("model")
+            if model is not None:
+                options = options.model_copy()
+                options.url = target.request_url(model, options.url.lstrip("/"), query=False)
+        return super()._build_request(options, retries_taken=retries_taken)
 
 
 class OpenAIClient(_ShortWaitsOnly, openai.AsyncOpenAI):
@@ -180,7 +215,7 @@ def client_for(spec, *, http_client=None):
             if target.uses_endpoint
             else {"base_url": target.base_url.reveal()}
         )
-        client = AzureClient(api_version=target.api_version, **where, **auth, **options)
+        client = AzureClient(target=target, api_version=target.api_version, **where, **auth, **options)
     if http_client is None:
         _clients[cache_key] = client
     return client
@@ -225,13 +260,22 @@ def supports_stream_options(api_version):
     return match.group(1) >= "2024-09-01"
 
 
-def merge_params(spec, params=None):
-    """Body parameters: defaults → user ``params`` → group addParams → dropParams; reasoning fixes."""
+def merge_params(spec, params=None, *, purpose="chat"):
+    """Body parameters: defaults → ``params`` → group addParams → dropParams; reasoning fixes.
+
+    ``purpose`` "title" or "summary": ``params`` carry the call's own cap, and the addParams in
+    SIDE_CALL_OWNED are left out (dropParams still apply: they remove what the endpoint refuses).
+    """
+    if purpose != "chat" and purpose not in SIDE_CALLS:
+        raise ValueError(f"unknown call purpose {purpose!r}")
     merged = dict(DEFAULT_PARAMS)
     if spec.max_output:
         merged["max_tokens"] = spec.max_output
     merged.update(params or {})
-    merged.update(spec.add_params)
+    added = spec.add_params
+    if purpose in SIDE_CALLS:
+        added = {name: value for name, value in added.items() if name not in SIDE_CALL_OWNED}
+    merged.update(added)
     if spec.reasoning and not spec.force_prompt:
         if "max_tokens" in merged:
             value = merged.pop("max_tokens")
@@ -264,9 +308,9 @@ def flatten_prompt(messages):
     return "\n\n".join(lines)
 
 
-def build_request(spec, messages, *, params=None, tools=None, tool_choice=None, stream=True):
+def build_request(spec, messages, *, params=None, tools=None, tool_choice=None, stream=True, purpose="chat"):
     """(route, body) for ``spec``: route is "chat" or "completions"; body excludes ``model``."""
-    body = merge_params(spec, params)
+    body = merge_params(spec, params, purpose=purpose)
     if spec.force_prompt:
         body["prompt"] = flatten_prompt(messages)
         route = "completions"
@@ -284,9 +328,10 @@ def build_request(spec, messages, *, params=None, tools=None, tool_choice=None, 
     return route, body
 
 
-async def _create(spec, messages, *, params, tools, tool_choice, stream, timeout, client):
+async def _create(spec, messages, *, params, tools, tool_choice, stream, timeout, client, purpose):
     route, body = build_request(
-        spec, messages, params=params, tools=tools, tool_choice=tool_choice, stream=stream
+        spec, messages, params=params, tools=tools, tool_choice=tool_choice, stream=stream,
+        purpose=purpose,
     )
     client = client or client_for(spec)
     messages_or_prompt = {k: body.pop(k) for k in ("messages", "prompt") if k in body}
@@ -360,18 +405,9 @@ def _token_provider():
 
 
 def stream_url(target, deployment, route):
-    """The URL the SDK builds for ``route`` ("chat/completions" or "completions") of ``target``.
-
-    AsyncAzureOpenAI: ``azure_endpoint`` gains ``/openai``; ``/deployments/{deployment}`` follows
-    unless the base path already names deployments. AsyncOpenAI (serverless, v1): base + route.
-    """
-    base = target.base_url.reveal().rstrip("/")
-    if target.kind != "openai":
-        if target.uses_endpoint:
-            base += "/openai"
-        if "/deployments" not in httpx2.URL(base).path:
-            base += "/deployments/" + quote(deployment or "", safe="")
-    return f"{base}/{route}"
+    """The URL (no query) the stream reader posts ``route`` ("chat/completions" or
+    "completions") of ``deployment`` to: ``Target.request_url``, as the SDK clients do."""
+    return target.request_url(deployment, route, query=False)
 
 
 async def request_headers(target):
@@ -722,12 +758,16 @@ def _stream_error(model, data):
     )
 
 
-async def complete_chat(model, messages, *, params=None, tools=None, tool_choice=None, timeout=30.0, client=None):
-    """One non-streamed answer (titles, summaries); raises UpstreamError."""
+async def complete_chat(
+    model, messages, *, params=None, tools=None, tool_choice=None, timeout=30.0, client=None,
+    purpose="chat",
+):
+    """One non-streamed answer; raises UpstreamError. ``purpose`` "title" or "summary" keeps
+    the call's own cap and format (see ``merge_params``)."""
     try:
         response = await _create(
             model, messages, params=params, tools=tools, tool_choice=tool_choice,
-            stream=False, timeout=timeout, client=client,
+            stream=False, timeout=timeout, client=client, purpose=purpose,
         )
     except openai.OpenAIError as exc:
         raise map_error(exc, model) from None
@@ -848,11 +888,8 @@ def status_error(model, status, headers, body):
         )
     if status == 429:
         retry = _retry_after(headers)
-        when = (
-            f"in {retry:g} second{'' if retry == 1 else 's'}" if retry is not None else "in a moment"
-        )
         return UpstreamError(
-            "rate_limited", f"The model is busy (rate limit reached). Try again {when}.",
+            "rate_limited", f"The model is busy (rate limit reached). Try again {wait_phrase(retry)}.",
             admin_detail=f"{where}: 429 {upstream_message}", retry_after=retry, status=status,
         )
     if status == 400 and code == "content_filter":

@@ -688,6 +688,10 @@ class _Validator:
         base_url = self.url(items, "baseURL", path, placeholders=True)
         deployment = self.string(items, "deploymentName", path)
         version = self.string(items, "version", path)
+        if base_url is not None and "${INSTANCE_NAME}" in base_url.reveal() and not instance:
+            # LibreChat puts "" there (https://.openai.azure.com/...); say so at load time instead.
+            self.error(f"{path}.baseURL", items["baseURL"][1],
+                       f"{where}: baseURL uses ${{INSTANCE_NAME}} but the group has no instanceName")
         if serverless:
             if "baseURL" not in items:
                 self.error(path, node, f"{where}: a serverless group needs baseURL")

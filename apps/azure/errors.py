@@ -24,6 +24,20 @@ CODES = frozenset(
 )
 
 
+def wait_phrase(seconds):
+    """When to try again, for people: "in 58 seconds" (58.361 s), "in 1 second" (0.2 s),
+    "in 3 minutes" (170 s), "in 2 hours" (7,300 s), "in a moment" (unknown)."""
+    if seconds is None:
+        return "in a moment"
+    whole = max(1, round(seconds))
+    if whole < 120:
+        return f"in {whole} second{'' if whole == 1 else 's'}"
+    minutes = round(whole / 60)
+    if minutes < 120:
+        return f"in {minutes} minutes"
+    return f"in {round(minutes / 60):,} hours"
+
+
 class UpstreamError(Exception):
     """A failed call to Azure OpenAI, described for users and for staff."""
 

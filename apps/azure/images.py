@@ -105,7 +105,7 @@ def legacy_image_models(environ=None):
     set; the key lives only in the spec's Target as a Secret (never in repr or messages).
     """
     from apps.azure.config import Secret
-    from apps.azure.registry import ModelSpec, Target
+    from apps.azure.registry import ModelSpec, Target, base_url_shape
 
     environ = os.environ if environ is None else environ
     models = []
@@ -120,10 +120,11 @@ def legacy_image_models(environ=None):
             continue
         base_url, api_key, version = values
         found = re.search(r"/deployments/([^/?#]+)", base_url)
+        deployment = found.group(1) if found else key
         target = Target(
             kind="azure",
             base_url=Secret(base_url.rstrip("/"), f"${{{prefix}_BASEURL}}"),
-            uses_endpoint=False,
+            shape=base_url_shape(base_url, deployment),
             api_version=version,
             auth_mode="apiKey",
             api_key=Secret(api_key, f"${{{prefix}_API_KEY}}"),
@@ -134,7 +135,7 @@ def legacy_image_models(environ=None):
                 key=key,
                 label=label,
                 group="environment",
-                deployment=found.group(1) if found else key,
+                deployment=deployment,
                 api_version=version,
                 type="image",
                 context_window=0,

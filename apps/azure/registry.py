@@ -17,6 +17,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from urllib.parse import quote, unquote, urlsplit
 
 from asgiref.sync import sync_to_async
 
@@ -59,7 +60,9 @@ CONTEXT_WINDOWS = {
     "llama-3.3": 128000,
 }
 VISION_NAMES = ("gpt-4-vision", "gpt-4o", "gpt-4-turbo", "gpt-4.1", "gpt-5", "o1", "o3", "o4-mini")
-VISION_EXCEPTIONS = ("gpt-4-turbo-preview", "o1-mini")
+# Text-only models whose names contain a vision name: o1-preview, o1-mini and o3-mini take no
+# images (o1, o3, o3-pro and o4-mini do).
+VISION_EXCEPTIONS = ("gpt-4-turbo-preview", "o1-mini", "o1-preview", "o3-mini")
 IMAGE_NAMES = re.compile(r"dall-e-2|dall-e-3|gpt-image-")
 REASONING = re.compile(r"(^|[^a-z0-9.])(o1|o3|o4)([^a-z0-9]|$)|gpt-5")
 
@@ -92,29 +95,73 @@ def is_reasoning(key):
     return bool(REASONING.search(key.lower()))
 
 
+# How the deployment path hangs from a Target's base (see ``Target.request_url``).
+ENDPOINT = "endpoint"  # a resource endpoint: {base}/openai/deployments/{deployment}
+ROOT = "root"  # a baseURL root: {base}/deployments/{deployment} (the SDK's rule for base_url)
+DEPLOYMENTS = "deployments"  # a baseURL that ends in /deployments: {base}/{deployment}
+DEPLOYMENT = "deployment"  # a baseURL that names the deployment: {base} itself
+ROOT_ONLY = "openai"  # serverless and v1: {base}/{route}, the deployment goes in the body
+
+
 @dataclass(frozen=True)
 class Target:
     """Where requests go and how they authenticate. Secrets stay inside ``Secret`` objects."""
 
     kind: str  # "azure" (AsyncAzureOpenAI) or "openai" (serverless, AsyncOpenAI)
-    base_url: object  # Secret: the URL the SDK is given (azure: endpoint or base_url)
-    uses_endpoint: bool  # azure: base_url is an azure_endpoint (SDK adds /openai)
+    base_url: object  # Secret: the base as given (endpoint, baseURL with placeholders replaced)
+    shape: str  # ENDPOINT, ROOT, DEPLOYMENTS, DEPLOYMENT or ROOT_ONLY
     api_version: str | None
     auth_mode: str
     api_key: object  # Secret | None
     headers: tuple  # ((name, Secret), ...)
 
+    @property
+    def uses_endpoint(self):
+        return self.shape == ENDPOINT
+
+    def request_url(self, deployment, route="chat/completions", *, query=True):
+        """The URL every call for ``route`` of ``deployment`` goes to (secrets included): the one
+        builder behind the stream reader, the SDK clients and the admin preview."""
+        return self._url(self.base_url.reveal(), deployment, route, query)
+
     def display_url(self, deployment, route="chat/completions"):
-        """The request URL as the admin wrote it: ``${VAR}`` kept, inline keys never shown."""
-        base = self.base_url.display.rstrip("/")
-        query = f"?api-version={self.api_version}" if self.api_version else ""
-        if self.kind == "openai":
-            return f"{base}/{route}{query}"
-        if self.uses_endpoint:
-            base += "/openai"
-        if "/deployments" not in base.split("://", 1)[-1]:
-            base += f"/deployments/{deployment}"
-        return f"{base}/{route}{query}"
+        """``request_url`` as the admin wrote it: ``${VAR}`` kept, inline secrets never shown."""
+        return self._url(self.base_url.display, deployment, route, True)
+
+    def _hang(self, base, deployment):
+        """The deployment base: the URL that ``/{route}`` follows for ``deployment``."""
+        base = base.rstrip("/")
+        name = quote(deployment or "", safe="")
+        if self.shape == ENDPOINT:
+            return f"{base}/openai/deployments/{name}"
+        if self.shape == ROOT:
+            return f"{base}/deployments/{name}"
+        if self.shape == DEPLOYMENTS:
+            return f"{base}/{name}"
+        return base  # DEPLOYMENT and ROOT_ONLY
+
+    def _url(self, base, deployment, route, query):
+        suffix = f"?api-version={self.api_version}" if query and self.api_version else ""
+        return f"{self._hang(base, deployment)}/{route}{suffix}"
+
+
+def base_url_shape(url, deployment, *, names_deployment=False):
+    """How the deployment path hangs from a normal group's ``baseURL`` (placeholders replaced).
+
+    LibreChat's rule, as its Azure guide shows it: a baseURL that names the deployment
+    (``${DEPLOYMENT_NAME}``, or the deployment as its last path segment, e.g. Cloudflare's
+    ``.../azure-openai/{instance}/{deployment}`` or an APIM ``.../{instance}/{deployment}``) is
+    the deployment base, and the route follows it directly. Else the deployment path hangs from
+    it: ``/{deployment}`` after a path ending in ``/deployments``, ``/deployments/{deployment}``
+    after anything else (the SDK's rule for ``base_url``).
+    """
+    path = urlsplit(url).path.rstrip("/")
+    last = unquote(path.rsplit("/", 1)[-1]) if path else ""
+    if names_deployment or (deployment and last == deployment):
+        return DEPLOYMENT
+    if last == "deployments":
+        return DEPLOYMENTS
+    return ROOT
 
 
 @dataclass(frozen=True)
@@ -162,20 +209,22 @@ def _target(group, model):
             if value.endswith(suffix):
                 value, display = value[: -len(suffix)], display[: -len(suffix)]
                 break
-        base, uses_endpoint, kind = Secret(value, display), False, "openai"
+        base, shape, kind = Secret(value, display), ROOT_ONLY, "openai"
     elif group.base_url:
+        written = group.base_url.display + group.base_url.reveal()
         value = _substitute(group.base_url.reveal(), instance=group.instance_name, deployment=model.deployment)
         display = _substitute(group.base_url.display, instance=group.instance_name, deployment=model.deployment)
-        base, uses_endpoint, kind = Secret(value.rstrip("/"), display.rstrip("/")), False, "azure"
+        base, kind = Secret(value.rstrip("/"), display.rstrip("/")), "azure"
+        shape = base_url_shape(value, model.deployment, names_deployment="${DEPLOYMENT_NAME}" in written)
     elif group.endpoint:
-        base, uses_endpoint, kind = group.endpoint, True, "azure"
+        base, shape, kind = group.endpoint, ENDPOINT, "azure"
     else:
         url = f"https://{group.instance_name}.openai.azure.com"
-        base, uses_endpoint, kind = Secret(url, url), True, "azure"
+        base, shape, kind = Secret(url, url), ENDPOINT, "azure"
     return Target(
         kind=kind,
         base_url=base,
-        uses_endpoint=uses_endpoint,
+        shape=shape,
         api_version=model.version,
         auth_mode=group.auth_mode,
         api_key=group.api_key,
@@ -197,7 +246,8 @@ def build_spec(group, model, *, simulated=False):
         deployment=model.deployment or (model.key if group.serverless else None),
         api_version=model.version,
         type=type_,
-        context_window=model.context_window or context_window_for(model.key),
+        # An image model has no chat context window (0: none shown, none budgeted).
+        context_window=0 if type_ == "image" else model.context_window or context_window_for(model.key),
         max_output=model.max_output,
         vision=model.vision if model.vision is not None else vision_for(model.key),
         force_prompt=group.force_prompt,

@@ -34,7 +34,7 @@ from apps.azure.client import (
     Usage,
     stream_chat,
 )
-from apps.azure.errors import UpstreamError
+from apps.azure.errors import UpstreamError, wait_phrase
 from apps.azure.registry import aget_registry
 from apps.chat import checkpoints, imagegen, protocol, vision
 from apps.chat.budget import usage_fields
@@ -454,8 +454,7 @@ def _filter_message(prefix, filter_results):
 
 def _retry_message(event):
     """"Azure is busy (429). Lapis tries again in 2 seconds." for a Retry event."""
-    seconds = max(1, round(event.seconds))
-    when = f"in {seconds} second{'' if seconds == 1 else 's'}"
+    when = wait_phrase(event.seconds)
     if event.status in (429, 503):
         return f"Azure is busy ({event.status}). Lapis tries again {when}."
     return f"Azure answered with an error ({event.status}). Lapis tries again {when}."

@@ -183,7 +183,9 @@ async def extend_summary(*, conversation, branch, model, previous, summary_model
     messages = _request(previous=previous, overflow=overflow, summary_model=summary_model, reserve=reserve)
     cap = reserve - SUMMARY_FRAMING
     params = {"max_tokens": cap * 4 + 1024 if summary_model.reasoning else max(cap, 32)}
-    completion = await complete_chat(summary_model, messages, params=params, timeout=SUMMARY_TIMEOUT)
+    completion = await complete_chat(
+        summary_model, messages, params=params, timeout=SUMMARY_TIMEOUT, purpose="summary"
+    )
     text = clean_summary(completion.text)
     await record_usage(
         purpose=Purpose.SUMMARY, model=summary_model, user_id=conversation.owner_id,

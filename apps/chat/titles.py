@@ -172,7 +172,8 @@ async def ask_title_model(*, model, method, text, user_id, conversation_id):
     messages, tools, tool_choice, max_tokens = title_request(method=method, text=text)
     params = {"max_tokens": REASONING_MAX_TOKENS if model.reasoning else max_tokens}
     completion = await complete_chat(
-        model, messages, params=params, tools=tools, tool_choice=tool_choice, timeout=TITLE_TIMEOUT
+        model, messages, params=params, tools=tools, tool_choice=tool_choice, timeout=TITLE_TIMEOUT,
+        purpose="title",
     )
     raw = completion.text or "".join(call.arguments for call in completion.tool_calls)
     await record_usage(

@@ -6,6 +6,7 @@ shape, or None for default.yaml. Routes (see azure-wire.md for the real service)
 - ``POST /openai/deployments/{d}/chat/completions?api-version=`` (stream and not)
 - ``POST /openai/deployments/{d}/completions?api-version=`` (text_completion, for forcePrompt)
 - ``POST /openai/deployments/{d}/images/generations?api-version=`` (dall-e-3, gpt-image-1)
+- ``POST {prefix}/{d}/chat/completions`` etc. for each ``path_prefixes`` entry (gateway shapes)
 - ``POST /openai/images/generations:submit`` + ``GET /openai/operations/images/{id}`` (DALL-E 2)
 - ``POST /openai/v1/chat/completions`` (deployment in body ``model``, no api-version)
 - ``POST /v1/chat/completions`` (serverless; key as bearer)
@@ -18,6 +19,7 @@ Replies and faults follow the ``[sim:...]`` language of apps/simulator/language.
 import collections
 import hashlib
 import itertools
+import json
 import math
 import re
 import secrets
@@ -36,6 +38,7 @@ MASKED_HEADERS = ("api-key", "authorization", "x-identity-header")
 _DEPLOYMENT_ROUTE = re.compile(
     r"^/openai/deployments/(?P<deployment>[^/]+)/(?P<op>chat/completions|completions|images/generations)$"
 )
+_OPS = r"(?P<op>chat/completions|completions|images/generations)"
 _OPERATION_ROUTE = re.compile(r"^/openai/operations/images/(?P<id>[A-Za-z0-9-]+)$")
 _IMAGE_ROUTE = re.compile(r"^/_sim/images/(?P<token>[A-Za-z0-9_.-]+)\.png$")
 
@@ -70,6 +73,10 @@ class Simulator:
         self.rate_windows = collections.defaultdict(collections.deque)
         self.image_secret = secrets.token_bytes(32)
         self._ids = itertools.count(1)
+        self._gateway_routes = [
+            re.compile("^" + re.escape(prefix) + r"/(?P<deployment>[^/]+)/" + _OPS + "$")
+            for prefix in config.path_prefixes
+        ]
 
     # ----------------------------------------------------------------- ASGI entry
     async def __call__(self, scope, receive, send):
@@ -122,7 +129,7 @@ class Simulator:
 
     async def _route(self, ex):
         path, method = ex.path, ex.method
-        match = _DEPLOYMENT_ROUTE.match(path)
+        match = _DEPLOYMENT_ROUTE.match(path) or self._gateway_route(path)
         if match and method == "POST":
             await self._deployment_call(ex, match["deployment"], match["op"])
         elif path == "/openai/v1/chat/completions" and method == "POST":
@@ -139,6 +146,9 @@ class Simulator:
             await self._image_file(ex, match["token"])
         else:
             await self._respond(ex, *wire.resource_not_found())
+
+    def _gateway_route(self, path):
+        return next((m for route in self._gateway_routes if (m := route.match(path))), None)
 
     # ----------------------------------------------------------------- helpers
     def _headers(self, deployment=None):
@@ -284,6 +294,9 @@ class Simulator:
                     "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
                     param="stream_options"))
                 return
+        if (problem := _json_mode_problem(body)):
+            await self._respond(ex, *wire.invalid_request(problem, param="messages"))
+            return
         fault = self._fault(request.markers, deployment, api_version or "v1")
         if fault:
             status, fault_body, headers = fault
@@ -477,6 +490,18 @@ class Simulator:
             await ex.respond(200, {"ok": True, "deployments": sorted(self.config.deployments)})
         else:
             await ex.respond(404, {"error": {"code": "404", "message": "Resource not found"}})
+
+
+def _json_mode_problem(body):
+    """Azure's (and OpenAI's) 400 for ``response_format: json_object`` when no message says JSON."""
+    response_format = body.get("response_format")
+    if not isinstance(response_format, dict) or response_format.get("type") != "json_object":
+        return None
+    text = json.dumps(body.get("messages") or body.get("prompt") or "", ensure_ascii=False)
+    if "json" in text.lower():
+        return None
+    return ("'messages' must contain the word 'json' in some form, to use 'response_format' of "
+            "type 'json_object'.")
 
 
 def _retry_headers(seconds):

@@ -37,6 +37,10 @@ class SimConfig:
     api_versions: tuple = ()
     stream_options_since: str = "2024-09-01-preview"
     serverless_model: str = "Mistral-large-2411"
+    # Gateway shapes: with prefix P, "P/{deployment}/{op}" is a deployment route as well, as a
+    # gateway (Cloudflare AI Gateway's /v1/{account}/{gateway}/azure-openai/{resource}, an APIM
+    # /{resource}) forwards it to /openai/deployments/{deployment}/{op}.
+    path_prefixes: tuple = ()
     deployments: dict = field(default_factory=dict)
 
     def allows_stream_options(self, api_version):
@@ -58,16 +62,24 @@ def _deployment(name, raw, defaults):
     return Deployment(name=name, **values)
 
 
+def _prefix(value):
+    text = "/" + str(value).strip("/")
+    if text == "/" or "?" in text or "#" in text:
+        raise ValueError(f"path_prefixes: {value!r} is not a path like /gateway/azure-openai/res")
+    return text
+
+
 def build_config(data):
     """A SimConfig from a parsed mapping (the YAML document)."""
     data = dict(data or {})
     defaults = data.pop("defaults", None) or {}
     deployments = data.pop("deployments", None) or {}
     versions = tuple(str(v) for v in data.pop("api_versions", None) or ())
+    prefixes = tuple(_prefix(p) for p in data.pop("path_prefixes", None) or ())
     unknown = set(data) - set(SimConfig.__dataclass_fields__)
     if unknown:
         raise ValueError(f"simulator config: unknown keys {sorted(unknown)}")
-    config = SimConfig(api_versions=versions, **data)
+    config = SimConfig(api_versions=versions, path_prefixes=prefixes, **data)
     config.deployments = {
         str(name): _deployment(str(name), raw, defaults) for name, raw in deployments.items()
     }

@@ -17,14 +17,17 @@ def add_arguments(parser):
     parser.add_argument("--api-key", default=None, help="API key to accept (default: the config's)")
     parser.add_argument("--ttft-ms", type=float, default=None,
                         help="time to first token for every deployment (default: the config's)")
+    parser.add_argument("--path-prefix", action="append", default=None, dest="path_prefixes",
+                        help="also serve {PREFIX}/{deployment}/chat/completions etc., as a gateway "
+                        "(Cloudflare AI Gateway, APIM) forwards them; repeatable")
     parser.add_argument("--chunk-ms", type=float, default=None,
                         help="time between chunks for every deployment (default: the config's)")
 
 
 def serve(*, host, port, config=None, log_level="warning", api_key=None, ttft_ms=None,
-          chunk_ms=None):
+          chunk_ms=None, path_prefixes=None):
     """Serve until interrupted. A bad config raises ValueError before anything listens."""
-    sim_config = load_config(config)
+    sim_config = load_config(config, {"path_prefixes": path_prefixes} if path_prefixes else None)
     if api_key:
         sim_config.api_key = api_key
     for deployment in sim_config.deployments.values():
@@ -45,4 +48,5 @@ def main(argv=None):
     add_arguments(parser)
     args = parser.parse_args(argv)
     serve(host=args.host, port=args.port, config=args.config, log_level=args.log_level,
-          api_key=args.api_key, ttft_ms=args.ttft_ms, chunk_ms=args.chunk_ms)
+          api_key=args.api_key, ttft_ms=args.ttft_ms, chunk_ms=args.chunk_ms,
+          path_prefixes=args.path_prefixes)

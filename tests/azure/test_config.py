@@ -63,6 +63,7 @@ CASES = [
     ("target required", doc(BASE.replace("instanceName: res\n", "")), "needs instanceName, endpoint or baseURL"),
     ("endpoint instead of instanceName", doc(BASE.replace("instanceName: res", "endpoint: https://r.cognitiveservices.azure.com")), None),
     ("baseURL instead of instanceName", doc(BASE.replace("instanceName: res", "baseURL: https://gw.example/x")), None),
+    ("baseURL placeholder without instanceName", doc(BASE.replace("instanceName: res", 'baseURL: "https://${INSTANCE_NAME}.openai.azure.com/openai/deployments/${DEPLOYMENT_NAME}"')), "uses ${INSTANCE_NAME} but the group has no instanceName"),
     ("serverless needs baseURL", doc("apiKey: k\nserverless: true\nmodels:\n  phi-4: true\n"), "serverless group needs baseURL"),
     ("serverless valid", doc("apiKey: k\nserverless: true\nbaseURL: https://p.models.ai.azure.com/v1/chat/completions\nmodels:\n  phi-4: true\n"), None),
     ("true needs deploymentName", doc(BASE.replace("deploymentName: dep\n", "")), "true needs the group's deploymentName"),
@@ -263,6 +264,9 @@ def test_context_windows_longest_substring(key, tokens):
         ("gpt-4o", True), ("gpt-4-turbo", True), ("gpt-4-turbo-preview", False), ("o1", True),
         ("o1-mini", False), ("gpt-4.1", True), ("gpt-5-mini", True), ("o4-mini", True),
         ("gpt-35-turbo", False), ("gpt-4", False), ("phi-4", False),
+        # text-only reasoning models: o1-preview, o1-mini, o3-mini; o3, o3-pro, o4-mini see images
+        ("o3-mini", False), ("o3-mini-2025-01-31", False), ("o1-preview", False),
+        ("o1-mini-2024-09-12", False), ("o3", True), ("o3-pro", True), ("o1-2024-12-17", True),
     ],
 )
 def test_vision_by_name(key, vision):

@@ -68,6 +68,14 @@ async def test_short_rate_limit_waits_are_retried_long_ones_reported_at_once(
     assert "Try again in 45 seconds." in stored.error_message
     assert len(azure_simulator.requests(deployment="gpt-4o")) == 1  # no silent 45 s waits
 
+    # Azure's retry-after-ms (58,361) becomes a wait people read, not "58.361 seconds".
+    azure_simulator.reset()
+    _, client = await ado(make_user_and_client, "dave")
+    done, stored, _ = await ask(open_socket, client, "Much later [sim:429 retry_after=58.361]")
+    assert done["error"]["retry_after"] == 58.361
+    assert done["error"]["message"] == stored.error_message
+    assert "Try again in 58 seconds." in stored.error_message and "58.361" not in stored.error_message
+
 
 async def test_context_too_long_is_reported(chat_config, user_a, open_socket):
     done, stored, _ = await ask(open_socket, user_a[1], "word " * 1500, model="small-window")

@@ -206,3 +206,34 @@ def test_fallback_title():
     assert fallback_title("  Short   question ") == "Short question"
     assert fallback_title("") == "New conversation"
     assert len(fallback_title("x" * 500)) <= titles.TITLE_MAX_CHARS + 1
+
+
+@pytest.mark.parametrize("method", ["completion", "functions"])
+async def test_add_params_for_answers_never_reach_the_title_call(
+    method, azure_simulator, activate_config, settings, user_a, open_socket
+):
+    """A group whose addParams set a 2,048-token cap and JSON mode for answers: the answer gets
+    both, the title call keeps its own cap and no response format (Azure, like the simulator,
+    refuses ``json_object`` when no message mentions JSON, and a title prompt does not)."""
+    import yaml
+
+    settings.CHAT_IDLE_TIMEOUT = 5
+    config = yaml.safe_load(azure_simulator.config_yaml(titleMethod=method))
+    group = config["endpoints"]["azureOpenAI"]["groups"][0]
+    group["addParams"] = {"max_tokens": 2048, "response_format": {"type": "json_object"}, "seed": 7}
+    await ado(activate_config, yaml.safe_dump(config))
+    azure_simulator.reset()
+    socket = await open_socket(user_a[1])
+    answer = await first_exchange(socket, "Plan a weekend trip to Lisbon for two friends, as JSON")
+
+    [title_request] = azure_simulator.requests(deployment="gpt-4o-mini")
+    body = title_request["json"]
+    cap = titles.FUNCTION_MAX_TOKENS if method == "functions" else titles.TITLE_MAX_TOKENS
+    assert body["max_tokens"] == cap
+    assert "response_format" not in body
+    assert body["seed"] == 7  # the rest of addParams still applies
+    assert title_request["status"] == 200
+    conversation = await Conversation.objects.aget(id=answer["conversation_id"])
+    assert conversation.title_source == Conversation.TitleSource.MODEL
+    [chat] = azure_simulator.requests(deployment="gpt-4o")
+    assert chat["json"]["max_tokens"] == 2048 and chat["json"]["response_format"] == {"type": "json_object"}

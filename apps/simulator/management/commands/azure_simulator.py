@@ -19,6 +19,7 @@ class Command(BaseCommand):
         try:
             serve(host=options["host"], port=options["port"], config=options["config"],
                   log_level=options["log_level"], api_key=options["api_key"],
-                  ttft_ms=options["ttft_ms"], chunk_ms=options["chunk_ms"])
+                  ttft_ms=options["ttft_ms"], chunk_ms=options["chunk_ms"],
+                  path_prefixes=options["path_prefixes"])
         except (OSError, ValueError) as exc:
             raise CommandError(f"simulator: {exc}") from exc
