@@ -793,7 +793,9 @@ class _Validator:
         if "\r" in value or "\n" in value:
             self.error(f"{path}.{key}", node, f"{key} may not hold a line break")
             return None
-        if not self.public_endpoint(probe, f"{path}.{key}", node):
+        host_has_placeholder = "${" in value.split("//", 1)[-1].split("/", 1)[0]
+        # A host made of placeholders is checked per model, as really called (placeholder_hosts).
+        if not host_has_placeholder and not self.public_endpoint(probe, f"{path}.{key}", node):
             return None
         return Secret(value, raw)
 

@@ -37,7 +37,7 @@ PREFIXES = (
     f"/v1/cloudflareId/azure/azure-openai/{INSTANCE}",  # Cloudflare (object structure page)
     "/v1/ACCOUNT_TAG/GATEWAY/azure-openai/my-secret-instance",  # the guide's literal example
 )
-CUSTOM = "https://example.azure-api.net/sim-res/gpt-4o-mini"  # ${MY_CUSTOM_BASEURL}
+CUSTOM = "https://example.azure-api.net/sim-res/gpt-4o-mini"  # ${LAPIS_CUSTOM_BASEURL}
 
 # (name, group fields, image model too?, the chat URL LibreChat builds)
 CASES = [
@@ -61,7 +61,7 @@ CASES = [
      {"baseURL": "https://instance-1.openai.azure.com/openai/deployments/deployment-1", "deploymentName": "deployment-1"}, False,
      f"https://instance-1.openai.azure.com/openai/deployments/deployment-1/chat/completions?api-version={VERSION}"),
     ("guide: the whole baseURL from a variable",
-     {"baseURL": "${MY_CUSTOM_BASEURL}"}, False,
+     {"baseURL": "${LAPIS_CUSTOM_BASEURL}"}, False,
      f"{CUSTOM}/chat/completions?api-version={VERSION}"),
     ("config.md: instanceName",
      {}, True,
@@ -115,7 +115,7 @@ def on_the_wire(url, port):
 def config_text(fields, *, images, port=None):
     fields = dict(fields)
     serverless = fields.get("serverless")
-    group = {"group": "g", "apiKey": "${GW_KEY}"}
+    group = {"group": "g", "apiKey": "${LAPIS_GW_KEY}"}
     if not serverless:
         if "baseURL" not in fields and "endpoint" not in fields or "${INSTANCE_NAME}" in fields.get("baseURL", ""):
             group["instanceName"] = INSTANCE
@@ -133,8 +133,12 @@ def config_text(fields, *, images, port=None):
 
 
 def registry(fields, *, images, port=None):
-    environ = {"GW_KEY": KEY, "MY_CUSTOM_BASEURL": on_the_wire(CUSTOM, port) if port else CUSTOM}
-    result = parse_config(config_text(fields, images=images, port=port), environ=environ)
+    environ = {"LAPIS_GW_KEY": KEY, "LAPIS_CUSTOM_BASEURL": on_the_wire(CUSTOM, port) if port else CUSTOM}
+    text = config_text(fields, images=images, port=port)
+    if port:  # the guide's hosts, served over plain http by the simulator: allowed by name
+        hosts = re.findall(r"http://([^/:]+)", text + environ["LAPIS_CUSTOM_BASEURL"])
+        environ["CONFIG_ALLOWED_ENDPOINT_HOSTS"] = ",".join(h.replace("${INSTANCE_NAME}", INSTANCE) for h in hosts)
+    result = parse_config(text, environ=environ)
     assert result.errors == [], [str(p) for p in result.errors]
     return Registry(result.config)
 
@@ -174,10 +178,10 @@ def sent(sim, url):
 def test_lapis_builds_librechats_url(name, fields, images, expected):
     spec = registry(fields, images=images).chat_models()[0]
     assert spec.target.request_url(spec.deployment) == expected
-    if "MY_CUSTOM_BASEURL" not in str(fields):
+    if "LAPIS_CUSTOM_BASEURL" not in str(fields):
         assert spec.request_url == expected  # what the admin preview shows
     else:  # the variable's value is never shown
-        assert spec.request_url == f"${{MY_CUSTOM_BASEURL}}/chat/completions?api-version={VERSION}"
+        assert spec.request_url == f"${{LAPIS_CUSTOM_BASEURL}}/chat/completions?api-version={VERSION}"
 
 
 # An instanceName alone means https://{instance}.openai.azure.com, which can't be served here
@@ -238,16 +242,16 @@ def test_the_legacy_dalle3_baseurl_is_the_deployment_base():
 def test_the_admin_preview_shows_the_url_that_is_called(client, monkeypatch, name, fields, images, expected):
     from django.contrib.auth.models import Permission
 
-    monkeypatch.setenv("GW_KEY", "gw-canary-key-5521")
-    monkeypatch.setenv("MY_CUSTOM_BASEURL", CUSTOM)
+    monkeypatch.setenv("LAPIS_GW_KEY", "gw-canary-key-5521")
+    monkeypatch.setenv("LAPIS_CUSTOM_BASEURL", CUSTOM)
     user = get_user_model().objects.create_user("ops", password="pw-123456789", is_staff=True)
     user.user_permissions.add(*Permission.objects.filter(codename__in=["view_configversion", "activate_configversion"]))
     client.force_login(user)
     page = client.post("/admin/azure/configversion/add/", {"text": config_text(fields, images=images)})
     html = page.content.decode()
     assert 'data-testid="config-preview"' in html
-    shown = expected if "MY_CUSTOM_BASEURL" not in str(fields) else (
-        f"${{MY_CUSTOM_BASEURL}}/chat/completions?api-version={VERSION}"
+    shown = expected if "LAPIS_CUSTOM_BASEURL" not in str(fields) else (
+        f"${{LAPIS_CUSTOM_BASEURL}}/chat/completions?api-version={VERSION}"
     )
     assert f"<code>{shown}</code>" in html
     assert "gw-canary-key-5521" not in html
