@@ -19,6 +19,7 @@ import random
 import re
 import time
 import urllib.request
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
@@ -64,9 +65,17 @@ class Finish:
 
 
 @dataclass(frozen=True)
+class ReasoningDelta:
+    """A piece of the reasoning summary (Responses API): shown collapsed, never a prompt."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Usage:
     prompt_tokens: int
-    completion_tokens: int
+    completion_tokens: int  # reasoning tokens included, as Azure counts (and bills) them
+    reasoning_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -477,6 +486,25 @@ async def stream_chat(
     body = {"model": model.deployment, **body}
     url = stream_url(target, model.deployment, "chat/completions" if route == "chat" else route)
     query = {"api-version": target.api_version} if target.api_version else None
+    events = stream_events(
+        model, url, query, body, reader=_ChunkReader(model), idle_timeout=idle_timeout,
+        session=session,
+    )
+    async with aclosing(events):
+        async for event in events:
+            yield event
+
+
+async def stream_events(model, url, query, body, *, reader, idle_timeout, session=None):
+    """POST ``body`` (JSON) to ``url`` as the SDK would and yield ``reader``'s events of the
+    SSE answer (``Retry`` first while short 429/5xx waits run); raises only UpstreamError.
+
+    ``reader`` turns decoded SSE events into Lapis events (``_ChunkReader`` for chat and
+    completions, apps.azure.responses for the Responses API): ``read(events)``, ``done``,
+    ``error``, ``pending_calls()`` and ``unfinished()`` (the error for a body that ended
+    without the stream's own end, or None).
+    """
+    target = model.target
     content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
     timeout = aiohttp.ClientTimeout(
         total=None, connect=None, sock_connect=CONNECT_TIMEOUT, sock_read=idle_timeout
@@ -506,7 +534,7 @@ async def stream_chat(
                 raise map_status(model, response.status, response.headers, error_body)
             yield Retry(seconds=wait, status=response.status, attempt=attempt + 1)
             await asyncio.sleep(wait)
-        async for event in _read_stream(model, response, idle_timeout):
+        async for event in _read_stream(model, response, idle_timeout, reader):
             yield event
     finally:
         if response is not None:
@@ -556,9 +584,8 @@ def _broken(model, detail):
     )
 
 
-async def _read_stream(model, response, idle_timeout):
+async def _read_stream(model, response, idle_timeout, reader):
     decoder = SSEDecoder()
-    reader = _ChunkReader(model)
     content = response.content
     try:
         while not reader.done:
@@ -585,6 +612,8 @@ async def _read_stream(model, response, idle_timeout):
             raise _broken(model, "the body ended in the middle of a chunk")
         if reader.error:
             raise reader.error
+        if (problem := reader.unfinished()) is not None:
+            raise problem
     for event in reader.pending_calls():
         yield event
 
@@ -684,6 +713,10 @@ class _ChunkReader:
             self.filter_error_seen = True
             detail = _short(_scrubbed(str(error.get("message") or error.get("code") or ""), self.model), 200)
             out.append(FilterUnavailable(where=where, message=detail))
+
+    def unfinished(self):
+        """A chat stream that ends cleanly is complete, ``[DONE]`` or not."""
+        return None
 
     def pending_calls(self):
         calls = [ToolCall(c["id"], c["name"], c["arguments"]) for _, c in sorted(self.calls.items())]
