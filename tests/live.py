@@ -67,6 +67,8 @@ class LiveServer:
             ALLOWED_HOSTS="127.0.0.1,localhost",
             LAPIS_TIKTOKEN_DOWNLOAD="0",
             PYTHONUNBUFFERED="1",
+            # Entra in tests uses the local identity endpoint only, never the metadata address.
+            ENTRA_LOCAL_IDENTITY_ONLY="1",
         )
         base_url = os.environ.get("DATABASE_URL", "")
         if database_url:  # shared with another server: its owner creates and drops it

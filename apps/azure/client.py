@@ -13,8 +13,10 @@ closes the HTTP response, so the upstream sees the disconnect.
 
 import asyncio
 import email.utils
+import ipaddress
 import json
 import logging
+import os
 import random
 import re
 import time
@@ -26,6 +28,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 import httpx2
 import openai
+from django.conf import settings
 
 from apps.azure.errors import UpstreamError
 from apps.azure.sse import DONE, SSEDecoder
@@ -118,9 +121,47 @@ def _target_key(target):
             target.auth_mode, key, headers)
 
 
+def require_local_identity():
+    """With ENTRA_LOCAL_IDENTITY_ONLY (DEBUG, the tests, ``make run``) Entra must use the local
+    identity endpoint: raise UpstreamError unless IDENTITY_ENDPOINT (on a loopback host) and
+    IDENTITY_HEADER are set. Without them azure-identity's managed-identity credential would
+    probe the cloud metadata address 169.254.169.254 (and wait for it to time out)."""
+    if not getattr(settings, "ENTRA_LOCAL_IDENTITY_ONLY", False):
+        return
+    endpoint = os.environ.get("IDENTITY_ENDPOINT", "")
+    try:
+        host = urlsplit(endpoint).hostname or ""
+    except ValueError:
+        host = ""
+    if not endpoint or not os.environ.get("IDENTITY_HEADER"):
+        problem = "IDENTITY_ENDPOINT and IDENTITY_HEADER are not both set"
+    elif not _is_loopback(host):
+        problem = f"IDENTITY_ENDPOINT's host {host or '(none)'} is not a loopback address"
+    else:
+        return
+    raise UpstreamError(
+        "auth_failed",
+        "Lapis could not get an Entra ID token: this server may use only a local identity "
+        "endpoint, and none is set up. Ask an admin.",
+        admin_detail=f"ENTRA_LOCAL_IDENTITY_ONLY is on and {problem}: Lapis refuses to let "
+        "azure-identity try the cloud metadata address. Point IDENTITY_ENDPOINT at the "
+        "simulator's /msi/token (with IDENTITY_HEADER), or turn ENTRA_LOCAL_IDENTITY_ONLY off.",
+    )
+
+
+def _is_loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _entra_token_provider():
     from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
 
+    require_local_identity()
     loop = asyncio.get_running_loop()
     credential = _credentials.get(loop)
     if credential is None:
