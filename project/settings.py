@@ -118,6 +118,9 @@ DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", False)
+# Entra may use only a local identity endpoint (IDENTITY_ENDPOINT on a loopback host): never
+# the cloud metadata address. On by default with DEBUG; the tests and `make run` turn it on.
+ENTRA_LOCAL_IDENTITY_ONLY = env_bool("ENTRA_LOCAL_IDENTITY_ONLY", DEBUG)
 SECRET_KEY = load_or_create_secret_key(DATA_DIR)
 LAPIS_HTTPS = env_bool("LAPIS_HTTPS", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")

@@ -32,6 +32,13 @@ def _media_in_tmp(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
+@pytest.fixture(autouse=True)
+def _entra_local_only(settings):
+    """Entra in tests uses the local identity endpoint only: no test may let azure-identity
+    try the cloud metadata address (apps.azure.client.require_local_identity)."""
+    settings.ENTRA_LOCAL_IDENTITY_ONLY = True
+
+
 @pytest.fixture
 def live_server_factory(tmp_path_factory):
     """Start fresh Lapis servers (each on its own database); all are stopped after the test."""

@@ -70,6 +70,8 @@ class LiveServer:
             PYTHONUNBUFFERED="1",
             # The simulator and recorders listen on loopback over plain http.
             CONFIG_ALLOWED_ENDPOINT_HOSTS=LOOPBACK_ENDPOINT_HOSTS,
+            # Entra in tests uses the local identity endpoint only, never the metadata address.
+            ENTRA_LOCAL_IDENTITY_ONLY="1",
         )
         base_url = os.environ.get("DATABASE_URL", "")
         if database_url:  # shared with another server: its owner creates and drops it

@@ -13,19 +13,23 @@ closes the HTTP response, so the upstream sees the disconnect.
 
 import asyncio
 import email.utils
+import ipaddress
 import json
 import logging
+import os
 import random
 import re
 import time
 import urllib.request
 from collections.abc import Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import aiohttp
 import httpx2
 import openai
+from django.conf import settings
 
 from apps.azure.errors import UpstreamError, wait_phrase
 from apps.azure.sse import DONE, SSEDecoder
@@ -76,9 +80,17 @@ class Finish:
 
 
 @dataclass(frozen=True)
+class ReasoningDelta:
+    """A piece of the reasoning summary (Responses API): shown collapsed, never a prompt."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Usage:
     prompt_tokens: int
-    completion_tokens: int
+    completion_tokens: int  # reasoning tokens included, as Azure counts (and bills) them
+    reasoning_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -121,9 +133,47 @@ def _target_key(target):
             target.auth_mode, key, headers)
 
 
+def require_local_identity():
+    """With ENTRA_LOCAL_IDENTITY_ONLY (DEBUG, the tests, ``make run``) Entra must use the local
+    identity endpoint: raise UpstreamError unless IDENTITY_ENDPOINT (on a loopback host) and
+    IDENTITY_HEADER are set. Without them azure-identity's managed-identity credential would
+    probe the cloud metadata address 169.254.169.254 (and wait for it to time out)."""
+    if not getattr(settings, "ENTRA_LOCAL_IDENTITY_ONLY", False):
+        return
+    endpoint = os.environ.get("IDENTITY_ENDPOINT", "")
+    try:
+        host = urlsplit(endpoint).hostname or ""
+    except ValueError:
+        host = ""
+    if not endpoint or not os.environ.get("IDENTITY_HEADER"):
+        problem = "IDENTITY_ENDPOINT and IDENTITY_HEADER are not both set"
+    elif not _is_loopback(host):
+        problem = f"IDENTITY_ENDPOINT's host {host or '(none)'} is not a loopback address"
+    else:
+        return
+    raise UpstreamError(
+        "auth_failed",
+        "Lapis could not get an Entra ID token: this server may use only a local identity "
+        "endpoint, and none is set up. Ask an admin.",
+        admin_detail=f"ENTRA_LOCAL_IDENTITY_ONLY is on and {problem}: Lapis refuses to let "
+        "azure-identity try the cloud metadata address. Point IDENTITY_ENDPOINT at the "
+        "simulator's /msi/token (with IDENTITY_HEADER), or turn ENTRA_LOCAL_IDENTITY_ONLY off.",
+    )
+
+
+def _is_loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _entra_token_provider():
     from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
 
+    require_local_identity()
     loop = asyncio.get_running_loop()
     credential = _credentials.get(loop)
     if credential is None:
@@ -513,6 +563,25 @@ async def stream_chat(
     body = {"model": model.deployment, **body}
     url = stream_url(target, model.deployment, "chat/completions" if route == "chat" else route)
     query = {"api-version": target.api_version} if target.api_version else None
+    events = stream_events(
+        model, url, query, body, reader=_ChunkReader(model), idle_timeout=idle_timeout,
+        session=session,
+    )
+    async with aclosing(events):
+        async for event in events:
+            yield event
+
+
+async def stream_events(model, url, query, body, *, reader, idle_timeout, session=None):
+    """POST ``body`` (JSON) to ``url`` as the SDK would and yield ``reader``'s events of the
+    SSE answer (``Retry`` first while short 429/5xx waits run); raises only UpstreamError.
+
+    ``reader`` turns decoded SSE events into Lapis events (``_ChunkReader`` for chat and
+    completions, apps.azure.responses for the Responses API): ``read(events)``, ``done``,
+    ``error``, ``pending_calls()`` and ``unfinished()`` (the error for a body that ended
+    without the stream's own end, or None).
+    """
+    target = model.target
     content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
     timeout = aiohttp.ClientTimeout(
         total=None, connect=None, sock_connect=CONNECT_TIMEOUT, sock_read=idle_timeout
@@ -542,7 +611,7 @@ async def stream_chat(
                 raise map_status(model, response.status, response.headers, error_body)
             yield Retry(seconds=wait, status=response.status, attempt=attempt + 1)
             await asyncio.sleep(wait)
-        async for event in _read_stream(model, response, idle_timeout):
+        async for event in _read_stream(model, response, idle_timeout, reader):
             yield event
     finally:
         if response is not None:
@@ -592,9 +661,8 @@ def _broken(model, detail):
     )
 
 
-async def _read_stream(model, response, idle_timeout):
+async def _read_stream(model, response, idle_timeout, reader):
     decoder = SSEDecoder()
-    reader = _ChunkReader(model)
     content = response.content
     try:
         while not reader.done:
@@ -621,6 +689,8 @@ async def _read_stream(model, response, idle_timeout):
             raise _broken(model, "the body ended in the middle of a chunk")
         if reader.error:
             raise reader.error
+        if (problem := reader.unfinished()) is not None:
+            raise problem
     for event in reader.pending_calls():
         yield event
 
@@ -720,6 +790,10 @@ class _ChunkReader:
             self.filter_error_seen = True
             detail = _short(_scrubbed(str(error.get("message") or error.get("code") or ""), self.model), 200)
             out.append(FilterUnavailable(where=where, message=detail))
+
+    def unfinished(self):
+        """A chat stream that ends cleanly is complete, ``[DONE]`` or not."""
+        return None
 
     def pending_calls(self):
         calls = [ToolCall(c["id"], c["name"], c["arguments"]) for _, c in sorted(self.calls.items())]

@@ -90,6 +90,7 @@ GROUP_KEYS = (
     "assistants",
     "authMode",
     "access",
+    "useResponsesApi",
     "models",
 )
 MODEL_KEYS = (
@@ -102,6 +103,7 @@ MODEL_KEYS = (
     "type",
     "access",
     "assistants",
+    "useResponsesApi",
 )
 FORBIDDEN_HEADERS = frozenset({"api-key", "authorization", "host"})
 # Hop-by-hop and message-framing headers: set by the HTTP client for this one connection and
@@ -190,6 +192,9 @@ class ModelConfig:
     type: str | None
     line: int
     access: tuple | None = None  # Lapis group names that may use it; None: the group's rule
+    # Streams through /openai/v1/responses instead of chat/completions (LibreChat's
+    # ``useResponsesApi``; the model's own setting wins over its group's).
+    use_responses_api: bool = False
 
 
 @dataclass(frozen=True)
@@ -208,6 +213,7 @@ class GroupConfig:
     auth_mode: str = "apiKey"
     models: tuple = ()
     access: tuple | None = None  # Lapis group names that may use its models; None: everyone
+    use_responses_api: bool = False
 
 
 @dataclass(frozen=True)
@@ -712,7 +718,15 @@ class _Validator:
                 drop_params = tuple(value)
             else:
                 self.error(f"{path}.dropParams", items["dropParams"][1], "dropParams must be a list of parameter names")
-        models = self.models(items, node, path, name, index, serverless, deployment, version, seen_models)
+        force_prompt = self.boolean(items, "forcePrompt", path)
+        responses = self.boolean(items, "useResponsesApi", path)
+        if responses and force_prompt:
+            self.error(f"{path}.useResponsesApi", items["useResponsesApi"][1],
+                       "useResponsesApi can't be combined with forcePrompt (the Responses API takes messages, not a prompt)")
+            responses = False
+        models = self.models(
+            items, node, path, name, index, serverless, deployment, version, seen_models, responses
+        )
         self.placeholder_hosts(path, items, base_url, instance, models)
         return GroupConfig(
             name=name or "",
@@ -724,11 +738,12 @@ class _Validator:
             serverless=serverless,
             add_params=add_params,
             drop_params=drop_params,
-            force_prompt=self.boolean(items, "forcePrompt", path),
+            force_prompt=force_prompt,
             assistants=self.boolean(items, "assistants", path),
             auth_mode=auth_mode,
             models=tuple(models),
             access=self.access(items, path),
+            use_responses_api=responses,
         )
 
     def access(self, items, path):
@@ -876,7 +891,8 @@ class _Validator:
             return False
         return True
 
-    def models(self, items, group_node, path, group_name, index, serverless, deployment, version, seen):
+    def models(self, items, group_node, path, group_name, index, serverless, deployment, version, seen,
+               responses=False):
         if "models" not in items:
             self.error(path, group_node, "models is required (at least one model)")
             return []
@@ -898,12 +914,17 @@ class _Validator:
                 self.error(model_path, key_node, f'model "{key}" is already defined in group "{other_group}" (groups[{other_index}])')
                 continue
             seen[key] = (group_name or "?", index)
-            model = self.model(key, key_node, value_node, model_path, group_name, serverless, deployment, version)
+            model = self.model(
+                key, key_node, value_node, model_path, group_name, serverless, deployment, version,
+                responses,
+            )
             if model:
                 result.append(model)
         return result
 
-    def model(self, key, key_node, node, path, group_name, serverless, deployment, version):
+    def model(self, key, key_node, node, path, group_name, serverless, deployment, version, responses):
+        """A model entry; ``responses``: the group's useResponsesApi (the v1 Responses route
+        needs no api-version, so a model served through it needs none from its group)."""
         line = key_node.start_mark.line + 1
         if isinstance(node, yaml.ScalarNode):
             value = self.scalar(node, path)
@@ -914,22 +935,34 @@ class _Validator:
                 self.error(path, node, "a model must be true or a mapping (deploymentName, version, ...)")
                 return None
             if not serverless:
-                missing = [name for name, v in (("deploymentName", deployment), ("version", version)) if not v]
+                needed = (("deploymentName", deployment),) + (() if responses else (("version", version),))
+                missing = [name for name, v in needed if not v]
                 if missing:
                     self.error(path, node, "true needs the group's " + " and ".join(missing))
                     return None
-            return ModelConfig(key, group_name or "", deployment, version, None, None, None, None, None, line)
+            return ModelConfig(
+                key, group_name or "", deployment, version, None, None, None, None, None, line,
+                use_responses_api=responses,
+            )
         items = self.mapping(node, path, "true or a mapping")
         if items is None:
             return None
         self.check_keys(items, MODEL_KEYS, path, f'model "{key}"')
         own_deployment = self.string(items, "deploymentName", path)
         own_version = self.string(items, "version", path)
+        if "useResponsesApi" in items:
+            responses = self.boolean(items, "useResponsesApi", path)
+        model_type = self.choice(items, "type", path, MODEL_TYPES, None)
+        if responses and model_type in ("image", "completion") and "useResponsesApi" in items:
+            self.error(f"{path}.useResponsesApi", items["useResponsesApi"][1],
+                       f"useResponsesApi is for chat models, not a {model_type} model")
+        if model_type in ("image", "completion"):
+            responses = False  # a group's setting does not move its image models
         if not serverless:
             missing = []
             if not (own_deployment or deployment) and "deploymentName" not in items:
                 missing.append("deploymentName")
-            if not (own_version or version) and "version" not in items:
+            if not (own_version or version) and "version" not in items and not responses:
                 missing.append("version")
             if missing:
                 self.error(path, node, "needs " + " and ".join(missing) + ", from the model or its group")
@@ -947,9 +980,10 @@ class _Validator:
             context_window=self.integer(items, "contextWindow", path),
             max_output=self.integer(items, "maxOutput", path),
             vision=vision,
-            type=self.choice(items, "type", path, MODEL_TYPES, None),
+            type=model_type,
             line=line,
             access=self.access(items, path),
+            use_responses_api=responses,
         )
 
 

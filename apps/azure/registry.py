@@ -144,6 +144,14 @@ class Target:
         suffix = f"?api-version={self.api_version}" if query and self.api_version else ""
         return f"{self._hang(base, deployment)}/{route}{suffix}"
 
+    def responses_display_url(self):
+        """The Responses API URL as the admin wrote it (see apps.azure.responses.responses_url)."""
+        from apps.azure.responses import responses_base, responses_query
+
+        query = responses_query(self.api_version)
+        suffix = f"?api-version={query['api-version']}" if query else ""
+        return f"{responses_base(self, self.base_url.display)}/responses{suffix}"
+
 
 def base_url_shape(url, deployment, *, names_deployment=False):
     """How the deployment path hangs from a normal group's ``baseURL`` (placeholders replaced).
@@ -180,6 +188,8 @@ class ModelSpec:
     auth_mode: str
     simulated: bool
     reasoning: bool = False
+    # Streamed through /openai/v1/responses (config useResponsesApi), not chat/completions.
+    responses_api: bool = False
     access: tuple | None = None  # Lapis group names that may use it; None: everyone
     target: Target | None = field(default=None, repr=False, compare=False)
     add_params: dict = field(default_factory=dict, repr=False, compare=False)
@@ -190,7 +200,11 @@ class ModelSpec:
         route = "completions" if self.force_prompt else "chat/completions"
         if self.type == "image":
             route = "images/generations"
-        return self.target.display_url(self.deployment, route) if self.target else ""
+        if not self.target:
+            return ""
+        if self.responses_api:
+            return self.target.responses_display_url()
+        return self.target.display_url(self.deployment, route)
 
 
 def _substitute(text, *, instance, deployment):
@@ -255,6 +269,7 @@ def build_spec(group, model, *, simulated=False):
         auth_mode=group.auth_mode,
         simulated=simulated,
         reasoning=is_reasoning(model.key),
+        responses_api=model.use_responses_api and type_ == "chat",
         access=model_access(group, model),
         target=_target(group, model),
         add_params=dict(group.add_params),

@@ -26,8 +26,10 @@ async def usage_fields(
 ):
     """The UsageRecord fields of one call: ``usage`` (client Usage) or else an estimate from
     ``messages`` and ``text`` (counted off the event loop: a long prompt takes a while)."""
+    reasoning = 0
     if usage is not None:
         prompt, completion, estimated = usage.prompt_tokens, usage.completion_tokens, False
+        reasoning = getattr(usage, "reasoning_tokens", 0) or 0
     else:
         prompt, completion = await asyncio.to_thread(_estimate, model.key, messages, text)
         estimated = True
@@ -39,6 +41,7 @@ async def usage_fields(
         "deployment": model.deployment or "",
         "prompt_tokens": max(prompt or 0, 0),
         "completion_tokens": max(completion or 0, 0),
+        "reasoning_tokens": max(reasoning, 0),
         "estimated": estimated,
     }
 

@@ -91,14 +91,17 @@ def _run_write(fn):
 
 
 def _write_batch(updates, touches):
-    """One transaction: the text of ``updates`` [(id, seq, text)], a heartbeat for ``touches``."""
+    """One transaction: the text of ``updates`` [(id, seq, text, reasoning)], a heartbeat for
+    ``touches``."""
     from apps.chat.models import Message
 
     def write():
         now = timezone.now()
         streaming = Message.objects.filter(status=Message.Status.STREAMING)
-        for message_id, seq, text in updates:
-            streaming.filter(id=message_id).update(content=text, seq=seq, updated=now)
+        for message_id, seq, text, reasoning in updates:
+            streaming.filter(id=message_id).update(
+                content=text, reasoning=reasoning, seq=seq, updated=now
+            )
         if touches:
             streaming.filter(id__in=touches).update(updated=now)
 
@@ -137,7 +140,7 @@ class Writer:
         self.task = None
 
     def register(self, generation):
-        """Checkpoint ``generation`` (its ``seq``, ``relayed_text``, ``checkpointed_seq``,
+        """Checkpoint ``generation`` (its ``seq``, ``relayed_text``, ``relayed_reasoning``, ``checkpointed_seq``,
         ``last_write``) until ``unregister``."""
         self.live[generation.message_id] = generation
         self._ensure_running()
@@ -180,7 +183,10 @@ class Writer:
         updates, touches, written = [], [], []
         for generation in list(self.live.values()):
             if generation.seq != generation.checkpointed_seq:
-                updates.append((generation.message_id, generation.seq, generation.relayed_text))
+                updates.append((
+                    generation.message_id, generation.seq, generation.relayed_text,
+                    generation.relayed_reasoning,
+                ))
                 written.append((generation, generation.seq))
             elif now - generation.last_write >= HEARTBEAT_INTERVAL:
                 touches.append(generation.message_id)

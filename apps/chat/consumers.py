@@ -186,13 +186,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_final(message)
         else:
             await self._send(
-                protocol.snapshot(message_id=message.id, seq=message.seq, text=message.content, status=message.status)
+                protocol.snapshot(
+                    message_id=message.id, seq=message.seq, text=message.content,
+                    status=message.status, reasoning=message.reasoning,
+                )
             )
 
     async def _send_final(self, message):
         data = message_to_dict(message, for_staff=self.user.is_staff)
         await self._send(
-            protocol.snapshot(message_id=message.id, seq=message.seq, text=message.content, status=message.status)
+            protocol.snapshot(
+                message_id=message.id, seq=message.seq, text=message.content,
+                status=message.status, reasoning=message.reasoning,
+            )
         )
         await self._send(
             protocol.done(

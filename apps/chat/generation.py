@@ -28,6 +28,7 @@ from apps.azure import access
 from apps.azure.client import (
     FilterUnavailable,
     Finish,
+    ReasoningDelta,
     Retry,
     TextDelta,
     ToolCall,
@@ -36,6 +37,7 @@ from apps.azure.client import (
 )
 from apps.azure.errors import UpstreamError, wait_phrase
 from apps.azure.registry import aget_registry
+from apps.azure.responses import stream_responses
 from apps.chat import checkpoints, imagegen, protocol, vision
 from apps.chat.budget import usage_fields
 from apps.chat.models import Message, Purpose
@@ -130,6 +132,9 @@ class Generation:
         # token, so a long answer costs O(n) rather than O(n²) in its length.
         self.relayed = []
         self.pending = []
+        # The reasoning summary (Responses API models), relayed in the same frames as the text.
+        self.reasoning_relayed = []
+        self.reasoning_pending = []
         self.flushing = asyncio.Lock()  # frames leave in seq order, the snapshot after them
         self.seq = 0
         self.checkpointed_seq = 0
@@ -153,9 +158,18 @@ class Generation:
         """The text of the delta frames 1..seq."""
         return "".join(self.relayed)
 
+    @property
+    def relayed_reasoning(self):
+        """The reasoning summary of the delta frames 1..seq."""
+        return "".join(self.reasoning_relayed)
+
+    @property
+    def reasoning(self):
+        return "".join(self.reasoning_relayed) + "".join(self.reasoning_pending)
+
     def _kept(self, reason):
         """``reason``, saying the partial answer is kept when there is one."""
-        if self.relayed or self.pending:
+        if self.text:
             return f"{reason} The text written before this is kept."
         return reason
 
@@ -227,7 +241,7 @@ class Generation:
         except UpstreamError as exc:
             error = _upstream_error(exc)
             error["message"] = self._kept(error["message"])
-            if exc.code == "upstream_broken" and (self.relayed or self.pending):
+            if exc.code == "upstream_broken" and self.text:
                 # The connection dropped mid-answer: what arrived is kept, Regenerate offered.
                 return Message.Status.INTERRUPTED, error
             # content_policy: an image model's refusal, the picture's content filter.
@@ -254,7 +268,8 @@ class Generation:
         # Only now are image bytes read: for the messages that made it into the prompt.
         messages = await vision.materialise(prompt.messages, images)
         self.accounting = (model, message.conversation.owner_id, message.conversation_id, messages)
-        image_model = imagegen.tool_image_model(model, registry)
+        # The image tool rides on chat completions only: a Responses model answers in text.
+        image_model = None if model.responses_api else imagegen.tool_image_model(model, registry)
         tools = imagegen.tools_for(image_model) if image_model else None
         calls = await self._stream(model, message, messages, tools=tools)
         if calls:
@@ -275,19 +290,27 @@ class Generation:
     async def _stream(self, model, message, messages, *, tools=None, tool_choice=None):
         """Stream one request into ``self.text``; return the tool calls the model made."""
         calls = []
-        stream = stream_chat(
-            model,
-            messages,
-            params=_user_params(message.conversation),
-            tools=tools,
-            tool_choice=tool_choice,
-            idle_timeout=idle_timeout(),
-        )
+        if model.responses_api:
+            stream = stream_responses(
+                model, messages, params=_user_params(message.conversation),
+                idle_timeout=idle_timeout(),
+            )
+        else:
+            stream = stream_chat(
+                model,
+                messages,
+                params=_user_params(message.conversation),
+                tools=tools,
+                tool_choice=tool_choice,
+                idle_timeout=idle_timeout(),
+            )
         # aclosing: a cancelled read (stop, shutdown) closes the upstream response at once.
         async with aclosing(stream):
             async for event in stream:
                 if isinstance(event, TextDelta):
                     self.pending.append(event.text)
+                elif isinstance(event, ReasoningDelta):
+                    self.reasoning_pending.append(event.text)
                 elif isinstance(event, ToolCall):
                     calls.append(event)
                 elif isinstance(event, Finish):
@@ -316,13 +339,18 @@ class Generation:
         """Relay the pending text as the next delta frame (the relay and a snapshot both flush:
         the lock keeps their frames in seq order)."""
         async with self.flushing:
-            if not self.pending:
+            if not self.pending and not self.reasoning_pending:
                 return
             chunk = "".join(self.pending)
             self.pending.clear()
             self.relayed.append(chunk)
+            thought = "".join(self.reasoning_pending)
+            self.reasoning_pending.clear()
+            self.reasoning_relayed.append(thought)
             self.seq += 1
-            await self._publish(protocol.delta(message_id=self.message_id, seq=self.seq, text=chunk))
+            await self._publish(protocol.delta(
+                message_id=self.message_id, seq=self.seq, text=chunk, reasoning=thought,
+            ))
 
     def _checkpoint(self):
         """Hand this answer to the process's checkpoint writer: it stores ``relayed_text`` (the
@@ -338,9 +366,12 @@ class Generation:
         usage, text = None, self.text
         fields = {"status": status, "content": text, "seq": self.seq, "updated": timezone.now()}
         fields["finish_reason"] = self.finish_reason
+        fields["reasoning"] = self.reasoning
         if self.usage is not None:
             usage = {"prompt_tokens": self.usage.prompt_tokens, "completion_tokens": self.usage.completion_tokens}
             fields.update(usage)
+            if self.usage.reasoning_tokens:
+                usage["reasoning_tokens"] = fields["reasoning_tokens"] = self.usage.reasoning_tokens
         if error:
             fields.update(
                 error_code=error["code"],
@@ -395,6 +426,7 @@ class Generation:
                         seq=self.seq,
                         text=self.relayed_text,
                         status=Message.Status.STREAMING,
+                        reasoning=self.relayed_reasoning,
                     )
                     await self.layer.send(
                         event["reply_channel"], {"type": "chat.frame", "frame": frame}
@@ -431,6 +463,7 @@ def _added(total, usage):
     return Usage(
         prompt_tokens=(total.prompt_tokens or 0) + (usage.prompt_tokens or 0),
         completion_tokens=(total.completion_tokens or 0) + (usage.completion_tokens or 0),
+        reasoning_tokens=(total.reasoning_tokens or 0) + (usage.reasoning_tokens or 0),
     )
 
 

@@ -88,6 +88,11 @@ class Message(models.Model):
     finish_reason = models.CharField(max_length=40, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # Of the completion tokens, those the model spent reasoning (Responses API models).
+    reasoning_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # The model's reasoning summary (Responses API): shown collapsed above the answer, never
+    # part of a prompt (prompts are built from ``content`` alone).
+    reasoning = models.TextField(blank=True)
     error_code = models.CharField(max_length=60, blank=True)
     error_message = models.TextField(blank=True)
     # For admins only: names the group and deployment; never holds a secret.
@@ -176,6 +181,7 @@ class UsageRecord(models.Model):
     deployment = models.CharField(max_length=200, blank=True)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0)  # part of completion_tokens
     # True when the upstream sent no usage and Lapis counted the tokens itself.
     estimated = models.BooleanField(default=False)
     created = models.DateTimeField(auto_now_add=True)

@@ -18,8 +18,9 @@ Client → server (JSON text frames, each with a literal ``type``):
 
 Server → client:
   message.created       {conversation_id, message}
-  delta                 {message_id, seq, text}          (seq counts frames: 1, 2, 3, ...)
-  snapshot              {message_id, seq, text, status}  (answer to resume; deltas follow)
+  delta                 {message_id, seq, text, reasoning?}  (seq counts frames: 1, 2, 3, ...;
+                        ``reasoning``: more of the reasoning summary, Responses API models)
+  snapshot              {message_id, seq, text, status, reasoning?}  (answer to resume; deltas follow)
   done                  {message_id, status, seq, finish_reason, usage, error?, notice?}
   error                 {code, message, retry_after?, message_id?, detail?}
   title                 {conversation_id, title}
@@ -190,12 +191,18 @@ def message_created(*, conversation_id, message):
     return {"type": "message.created", "conversation_id": str(conversation_id), "message": message}
 
 
-def delta(*, message_id, seq, text):
-    return {"type": "delta", "message_id": str(message_id), "seq": seq, "text": text}
+def delta(*, message_id, seq, text, reasoning=""):
+    frame = {"type": "delta", "message_id": str(message_id), "seq": seq, "text": text}
+    if reasoning:
+        frame["reasoning"] = reasoning
+    return frame
 
 
-def snapshot(*, message_id, seq, text, status):
-    return {"type": "snapshot", "message_id": str(message_id), "seq": seq, "text": text, "status": status}
+def snapshot(*, message_id, seq, text, status, reasoning=""):
+    frame = {"type": "snapshot", "message_id": str(message_id), "seq": seq, "text": text, "status": status}
+    if reasoning:
+        frame["reasoning"] = reasoning
+    return frame
 
 
 def done(*, message_id, status, seq, finish_reason="", usage=None, error=None, notice=""):

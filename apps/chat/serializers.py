@@ -51,6 +51,8 @@ def message_to_dict(message, *, for_staff=False, attachments=()):
             "prompt_tokens": message.prompt_tokens,
             "completion_tokens": message.completion_tokens,
         }
+        if message.reasoning_tokens is not None:
+            usage["reasoning_tokens"] = message.reasoning_tokens
     return {
         "id": str(message.id),
         "conversation_id": str(message.conversation_id),
@@ -58,6 +60,7 @@ def message_to_dict(message, *, for_staff=False, attachments=()):
         "role": message.role,
         "client_id": message.client_id,
         "content": message.content,
+        "reasoning": message.reasoning,
         "status": message.status,
         "model_key": message.model_key,
         "finish_reason": message.finish_reason,

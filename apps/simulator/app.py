@@ -9,6 +9,7 @@ shape, or None for default.yaml. Routes (see azure-wire.md for the real service)
 - ``POST {prefix}/{d}/chat/completions`` etc. for each ``path_prefixes`` entry (gateway shapes)
 - ``POST /openai/images/generations:submit`` + ``GET /openai/operations/images/{id}`` (DALL-E 2)
 - ``POST /openai/v1/chat/completions`` (deployment in body ``model``, no api-version)
+- ``POST /openai/v1/responses`` (the Responses API: deployment in body ``model``; stream and not)
 - ``POST /v1/chat/completions`` (serverless; key as bearer)
 - ``GET /msi/token`` (App Service managed-identity protocol), ``GET /_sim/images/{token}.png``
 - ``GET /_sim/requests``, ``POST /_sim/reset``, ``GET /_sim/health`` (control)
@@ -134,6 +135,8 @@ class Simulator:
             await self._deployment_call(ex, match["deployment"], match["op"])
         elif path == "/openai/v1/chat/completions" and method == "POST":
             await self._v1_chat(ex)
+        elif path == "/openai/v1/responses" and method == "POST":
+            await self._v1_responses(ex)
         elif path == "/v1/chat/completions" and method == "POST":
             await self._serverless_chat(ex)
         elif path == "/openai/images/generations:submit" and method == "POST":
@@ -249,6 +252,10 @@ class Simulator:
             operation = "chatCompletion" if op == "chat/completions" else "completion"
             await self._respond(ex, *_operation_not_supported(operation, deployment.model))
             return
+        if deployment.responses_only:
+            operation = "chatCompletion" if op == "chat/completions" else "completion"
+            await self._respond(ex, *_operation_not_supported(operation, deployment.model))
+            return
         kind = "chat" if op == "chat/completions" else "completion"
         await self._generate(ex, deployment, api_version, kind=kind, azure=True)
 
@@ -263,7 +270,64 @@ class Simulator:
         if deployment is None or deployment.type != "chat":
             await self._respond(ex, *wire.deployment_not_found())
             return
+        if deployment.responses_only:
+            await self._respond(ex, *_operation_not_supported("chatCompletion", deployment.model))
+            return
         await self._generate(ex, deployment, None, kind="chat", azure=True)
+
+    async def _v1_responses(self, ex):
+        """The Responses API. The GA v1 surface takes no api-version (``preview`` and
+        ``latest`` are still accepted); a dated one is refused, as Azure does."""
+        version = ex.query.get("api-version")
+        if version is not None and version not in ("preview", "latest"):
+            await self._respond(ex, *wire.v1_api_version_refused())
+            return
+        if problem := self._authorized(ex, key_as_bearer=True):
+            await self._respond(ex, *problem)
+            return
+        body = ex.json()
+        if not isinstance(body, dict):
+            await self._respond(ex, *wire.invalid_request("The request body must be a JSON object."))
+            return
+        name = body.get("model")
+        ex.entry["deployment"] = name
+        deployment = self.config.deployments.get(name) if isinstance(name, str) else None
+        if deployment is None or deployment.type != "chat":
+            await self._respond(ex, *wire.deployment_not_found())
+            return
+        request = engine.responses_request(body, deployment=deployment)
+        if request.problem:
+            await self._respond(ex, *wire.invalid_request(request.problem[1], param=request.problem[0]))
+            return
+        fault = self._fault(request.markers, deployment, "v1")
+        if fault:
+            status, fault_body, headers = fault
+            await self._respond(ex, status, fault_body, headers, deployment)
+            return
+        if marker := engine.find(request.markers, "filter_prompt"):
+            await self._respond(ex, *wire.prompt_filtered(marker.args.get("category", "violence"),
+                                                          marker.args.get("severity", "high")))
+            return
+        prompt_tokens = request.prompt_tokens(count_messages, count_text)
+        if prompt_tokens > deployment.context_window:
+            await self._respond(ex, *wire.context_length_exceeded(deployment.context_window, prompt_tokens))
+            return
+        plan = engine.plan_reply(request, prompt_tokens=prompt_tokens)
+
+        def count(text):
+            return count_text(text, deployment.model)
+
+        if body.get("stream"):
+            await engine.stream_responses_reply(
+                ex, request, plan, body=body, headers=self._headers(deployment),
+                prompt_tokens=prompt_tokens, count=count,
+            )
+            return
+        if not await ex.pause(engine.delays(request)[0]):
+            return
+        data = engine.full_responses_body(request, plan, body=body, prompt_tokens=prompt_tokens,
+                                          count=count)
+        await self._respond(ex, 200, data, deployment=deployment)
 
     async def _serverless_chat(self, ex):
         if problem := self._authorized(ex, key_as_bearer=True):

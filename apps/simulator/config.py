@@ -24,6 +24,8 @@ class Deployment:
     chunk_ms: float = 0
     tokens: int = 40
     async_filter: bool = False
+    reasoning: bool = False  # an o-series/codex-like model: reasoning item, summary, reasoning tokens
+    responses_only: bool = False  # served only through /openai/v1/responses (chat: 400)
 
 
 @dataclass

@@ -453,3 +453,203 @@ def revised_prompt(prompt):
 
 def b64_png(prompt, size):
     return base64.b64encode(images.render_png(prompt, size)).decode()
+
+
+# ----------------------------------------------------------------- Responses API
+
+SUMMARY_MODES = ("auto", "concise", "detailed")
+
+
+def _responses_part(part):
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind in ("input_text", "output_text", "text"):
+        return {"type": "text", "text": part.get("text", "")}
+    if kind == "input_image":
+        return {"type": "image_url",
+                "image_url": {"url": part.get("image_url", ""), "detail": part.get("detail", "auto")}}
+    return None
+
+
+def responses_messages(body):
+    """The chat messages of a Responses body (``instructions`` + ``input``), or (param, problem)."""
+    messages = []
+    if isinstance(body.get("instructions"), str):
+        messages.append({"role": "system", "content": body["instructions"]})
+    items = body.get("input")
+    if isinstance(items, str):
+        items = [{"role": "user", "content": items}]
+    if not isinstance(items, list) or not items:
+        return None, ("input", "'input' is a required property")
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or item.get("type", "message") != "message" or "role" not in item:
+            return None, (f"input[{index}]", f"input[{index}] must be a message with a 'role'.")
+        content = item.get("content")
+        if isinstance(content, list):
+            content = [p for p in (_responses_part(part) for part in content) if p]
+        messages.append({"role": item["role"], "content": content})
+    return messages, None
+
+
+def responses_request(body, *, deployment):
+    """A ReplyRequest for a Responses body: its messages as chat messages, its output cap as
+    ``max_completion_tokens`` (so plans and reports work as for chat)."""
+    messages, problem = responses_messages(body)
+    if problem:
+        request = ReplyRequest(kind="chat", deployment=deployment, body=body)
+        request.problem = problem
+        return request
+    chat_body = {k: v for k, v in body.items() if k not in ("input", "instructions", "tools")}
+    chat_body["messages"] = messages
+    if body.get("max_output_tokens"):
+        chat_body["max_completion_tokens"] = body["max_output_tokens"]
+    return ReplyRequest.from_body(chat_body, kind="chat", deployment=deployment)
+
+
+def reasoning_summary(request):
+    """The deterministic reasoning summary of a reasoning deployment asked for one, or ""."""
+    mode = ((request.body.get("reasoning") or {}).get("summary"))
+    if not request.deployment.reasoning or mode not in SUMMARY_MODES:
+        return ""
+    topic = " ".join(strip_markers(request.text).split()[:6]) or "the question"
+    return (f"**Reading the question**\n\nThe user asks about \u201c{topic}\u201d. "
+            "I will answer plainly and keep it short.")
+
+
+def reasoning_tokens(request, summary, count):
+    """Reasoning tokens a reasoning deployment spends (billed as output): deterministic."""
+    if not request.deployment.reasoning:
+        return 0
+    return 64 + 3 * count(summary)
+
+
+def _responses_maker(request, body):
+    return wire.ResponsesEvents(
+        id="resp_" + uuid.uuid4().hex, model=request.deployment.model, created=int(time.time()),
+        request=body,
+    )
+
+
+async def stream_responses_reply(ex, request, plan, *, body, headers, prompt_tokens, count):
+    """Write a Responses stream in Azure's event order (see apps/azure/responses.py); the
+    stream faults stall, drop, error_event, cut, failed and filter_answer act before text
+    delta number ``after``."""
+    ttft, gap = delays(request)
+    ex.watch_disconnect()
+    if not await ex.pause(ttft):
+        return
+    events = _responses_maker(request, body)
+    markers = request.markers
+    stops = {name: find(markers, name) for name in ("stall", "drop", "error_event", "cut", "failed",
+                                                    "filter_answer")}
+    await ex.start(200, [("content-type", "text/event-stream; charset=utf-8"),
+                         ("cache-control", "no-cache"), *headers])
+
+    async def send(type_, **fields):
+        await ex.write(wire.typed_sse(events.event(type_, **fields)))
+
+    await send("response.created", response=events.response("in_progress"))
+    await send("response.in_progress", response=events.response("in_progress"))
+    output, summary = [], reasoning_summary(request)
+    if request.deployment.reasoning:
+        item_id = "rs_" + uuid.uuid4().hex
+        reasoning = {"id": item_id, "type": "reasoning", "summary": []}
+        await send("response.output_item.added", output_index=0, item=reasoning)
+        if summary:
+            part = {"type": "summary_text", "text": ""}
+            await send("response.reasoning_summary_part.added", item_id=item_id, output_index=0,
+                       summary_index=0, part=part)
+            for index, piece in enumerate(_batches(summary)):
+                if index and not await ex.pause(gap):
+                    return
+                await send("response.reasoning_summary_text.delta", item_id=item_id,
+                           output_index=0, summary_index=0, delta=piece)
+            await send("response.reasoning_summary_text.done", item_id=item_id, output_index=0,
+                       summary_index=0, text=summary)
+            await send("response.reasoning_summary_part.done", item_id=item_id, output_index=0,
+                       summary_index=0, part={"type": "summary_text", "text": summary})
+            reasoning = {**reasoning, "summary": [{"type": "summary_text", "text": summary}]}
+        await send("response.output_item.done", output_index=0, item=reasoning)
+        output.append(reasoning)
+    index_out = len(output)
+    message_id = "msg_" + uuid.uuid4().hex
+    message = {"id": message_id, "type": "message", "status": "in_progress", "content": [],
+               "role": "assistant"}
+    await send("response.output_item.added", output_index=index_out, item=message)
+    where = {"item_id": message_id, "output_index": index_out, "content_index": 0}
+    await send("response.content_part.added", **where,
+               part={"type": "output_text", "annotations": [], "text": ""})
+    sent, filtered = [], False
+    chunks = plan.pieces
+    for index in range(len(chunks) + 1):
+        for name, marker in stops.items():
+            if marker is None or index != min(marker.int_arg("after") or 0, len(chunks)):
+                continue
+            if name == "stall":
+                await ex.disconnected.wait()
+                return
+            if name == "drop":
+                ex.entry["outcome"] = "error"
+                return
+            if name == "error_event":
+                ex.entry["outcome"] = "error"
+                await ex.end(wire.typed_sse(events.event(
+                    "error", code="server_error", message="The server had an error processing your request.",
+                    param=None)))
+                return
+            if name == "cut":
+                ex.entry["outcome"] = "error"
+                await ex.end(b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"bro')
+                return
+            if name == "failed":
+                ex.entry["outcome"] = "error"
+                error = {"code": "server_error", "message": "The model failed to produce a response."}
+                await ex.end(wire.typed_sse(events.event(
+                    "response.failed", response=events.response("failed", output=output, error=error))))
+                return
+            if name == "filter_answer":
+                filtered = True
+        if filtered or index == len(chunks):
+            break
+        if index and not await ex.pause(gap):
+            return
+        if ex.disconnected.is_set():
+            return
+        await send("response.output_text.delta", **where, delta=chunks[index], logprobs=[])
+        sent.append(chunks[index])
+    text = "".join(sent)
+    part = {"type": "output_text", "annotations": [], "text": text}
+    await send("response.output_text.done", **where, text=text, logprobs=[])
+    await send("response.content_part.done", **where, part=part)
+    incomplete = filtered or plan.finish_reason == "length"
+    message = {**message, "status": "incomplete" if incomplete else "completed", "content": [part]}
+    await send("response.output_item.done", output_index=index_out, item=message)
+    output.append(message)
+    thinking = reasoning_tokens(request, summary, count)
+    usage = wire.responses_usage(prompt_tokens, count(text) + thinking, thinking)
+    if incomplete:
+        reason = {"reason": "content_filter" if filtered else "max_output_tokens"}
+        final = events.event("response.incomplete", response=events.response(
+            "incomplete", output=output, usage=usage, incomplete=reason))
+    else:
+        final = events.event("response.completed",
+                             response=events.response("completed", output=output, usage=usage))
+    await ex.end(wire.typed_sse(final))
+
+
+def full_responses_body(request, plan, *, body, prompt_tokens, count):
+    """The non-streamed Responses object (``stream`` false)."""
+    events = _responses_maker(request, body)
+    summary = reasoning_summary(request)
+    output = []
+    if request.deployment.reasoning:
+        output.append({"id": "rs_" + uuid.uuid4().hex, "type": "reasoning",
+                       "summary": [{"type": "summary_text", "text": summary}] if summary else []})
+    part = {"type": "output_text", "annotations": [], "text": plan.text}
+    incomplete = plan.finish_reason == "length"
+    output.append({"id": "msg_" + uuid.uuid4().hex, "type": "message",
+                   "status": "incomplete" if incomplete else "completed", "content": [part],
+                   "role": "assistant"})
+    thinking = reasoning_tokens(request, summary, count)
+    usage = wire.responses_usage(prompt_tokens, count(plan.text) + thinking, thinking)
+    return events.response("incomplete" if incomplete else "completed", output=output, usage=usage,
+                           incomplete={"reason": "max_output_tokens"} if incomplete else None)

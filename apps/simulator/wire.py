@@ -250,3 +250,70 @@ def sse(data):
 
 
 DONE = b"data: [DONE]\n\n"
+
+
+# ----------------------------------------------------------------- Responses API
+
+
+class ResponsesEvents:
+    """The events of one Responses stream (``POST /openai/v1/responses``), numbered by
+    ``sequence_number`` in the order they are made; ``sse(event)`` writes each as
+    ``event: <type>`` plus its JSON ``data`` (the stream has no ``[DONE]``)."""
+
+    def __init__(self, *, id, model, created, request):
+        self.id = id
+        self.model = model
+        self.created = created
+        self.request = request  # the request's body fields echoed in the response object
+        self.seq = 0
+
+    def response(self, status, *, output=(), usage=None, error=None, incomplete=None):
+        return {
+            "id": self.id,
+            "object": "response",
+            "created_at": self.created,
+            "status": status,
+            "background": False,
+            "error": error,
+            "incomplete_details": incomplete,
+            "instructions": self.request.get("instructions"),
+            "max_output_tokens": self.request.get("max_output_tokens"),
+            "model": self.model,
+            "output": list(output),
+            "parallel_tool_calls": True,
+            "previous_response_id": None,
+            "reasoning": self.request.get("reasoning") or {"effort": None, "summary": None},
+            "store": self.request.get("store", True),
+            "temperature": self.request.get("temperature", 1.0),
+            "text": {"format": {"type": "text"}},
+            "tool_choice": "auto",
+            "tools": [],
+            "top_p": self.request.get("top_p", 1.0),
+            "truncation": "disabled",
+            "usage": usage,
+            "user": None,
+            "metadata": {},
+        }
+
+    def event(self, type_, **fields):
+        event = {"type": type_, "sequence_number": self.seq, **fields}
+        self.seq += 1
+        return event
+
+
+def responses_usage(input_tokens, output_tokens, reasoning_tokens):
+    return {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
+        "total_tokens": input_tokens + output_tokens,
+    }
+
+
+def typed_sse(event):
+    return b"event: " + event["type"].encode() + b"\ndata: " + dumps(event).encode() + b"\n\n"
+
+
+def v1_api_version_refused():
+    return 400, error_body("BadRequest", "API version not supported")

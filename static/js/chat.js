@@ -217,6 +217,7 @@ const handlers = {
       return;
     }
     message.content = (message.content || "") + frame.text;
+    if (frame.reasoning) message.reasoning = (message.reasoning || "") + frame.reasoning;
     message.seq = frame.seq;
     view.update(message);
   },
@@ -226,6 +227,7 @@ const handlers = {
     state.resyncing.delete(message.id);
     if (frame.seq < (message.seq || 0)) return; // an older view than ours
     message.content = frame.text;
+    message.reasoning = frame.reasoning || "";
     message.seq = frame.seq;
     message.status = frame.status;
     view.update(message);

@@ -92,6 +92,10 @@ export class MessageView {
     article.dataset.testid = "message";
     article.innerHTML = `
       <div class="message-meta"><span class="message-author"></span><span class="message-status" data-testid="message-status"></span></div>
+      <details class="message-reasoning" data-testid="message-reasoning" hidden>
+        <summary>Reasoning</summary>
+        <div class="message-reasoning-text markdown" data-testid="message-reasoning-text"></div>
+      </details>
       <div class="message-body" data-testid="message-body"></div>
       <div class="message-attachments" data-message-attachments data-testid="message-attachments" hidden></div>
       <p class="message-notice" data-testid="message-notice" hidden></p>
@@ -147,6 +151,15 @@ export class MessageView {
     article.dataset.status = message.status;
     const body = article.querySelector(".message-body");
     if (message.role === "assistant") {
+      // The model's reasoning summary: collapsed above the answer (open it to read).
+      const reasoning = article.querySelector(".message-reasoning");
+      reasoning.hidden = !message.reasoning;
+      if (message.reasoning && reasoning.shownText !== message.reasoning) {
+        reasoning.shownText = message.reasoning;
+        renderMarkdown(reasoning.querySelector(".message-reasoning-text"), message.reasoning, {
+          streaming: message.status === "streaming",
+        });
+      }
       body.classList.add("markdown");
       renderMarkdown(body, message.content, { streaming: message.status === "streaming" });
       if (message.content && !this.firstTextSeen.has(message.id) && message.status === "streaming") {

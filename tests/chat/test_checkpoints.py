@@ -15,6 +15,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 class Answer:
     """What the writer reads of a Generation."""
 
+    relayed_reasoning = ""
+
     def __init__(self, message_id):
         self.message_id = message_id
         self.seq, self.checkpointed_seq = 0, 0

@@ -38,7 +38,8 @@ def test_demo_config_is_activated_once_and_marked_simulated(demo_env):
     (group, models), = registry.groups()
     assert group == "Simulated Azure (demo)"
     assert all(model.simulated for model in models)
-    assert [m.key for m in registry.chat_models()] == ["gpt-4o", "gpt-4o-mini", "gpt-35-turbo"]
+    assert [m.key for m in registry.chat_models()] == ["gpt-4o", "gpt-4o-mini", "gpt-35-turbo", "gpt-5-codex"]
+    assert [m.key for m in registry.chat_models() if m.responses_api] == ["gpt-5-codex"]
     assert [m.key for m in registry.image_models()] == ["dall-e-3", "gpt-image-1"]
     assert registry.first_vision_model().key == "gpt-4o"
     assert registry.title_convo and registry.title_model.key == "gpt-4o-mini"
