@@ -128,9 +128,10 @@ async def test_a_signed_in_upload_within_the_limit_still_works(server):
         await session.close()
 
 
-def test_an_anonymous_upload_within_the_upload_limit_reaches_the_view_and_is_refused_there(server):
-    # The upload address takes a large body from anyone at the server; the view refuses it
-    # without a session (the server cannot know who is signed in).
+@pytest.mark.parametrize("path", ["/media/uploads/", "/admin/azure/configversion/add/"])
+def test_an_anonymous_body_within_a_large_address_limit_reaches_django_and_is_refused_there(server, path):
+    # The upload and config-load addresses take a large body from anyone at the server; their
+    # views refuse it without a session (the server cannot know who is signed in).
     data = imagefiles.noisy_png(300, 300)
     body = (
         b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"n.png\"\r\n"
@@ -139,7 +140,7 @@ def test_an_anonymous_upload_within_the_upload_limit_reaches_the_view_and_is_ref
     assert len(body) > 64 * 1024
     with _connect(server) as sock:
         sock.sendall(
-            _head("/media/uploads/", f"Content-Length: {len(body)}", "Content-Type: multipart/form-data; boundary=b", "Connection: close")
+            _head(path, f"Content-Length: {len(body)}", "Content-Type: multipart/form-data; boundary=b", "Connection: close")
             + body
         )
         answer = _read_until_closed(sock)
