@@ -113,6 +113,11 @@ class BoundedChannel(http.HTTPChannel):
         self._disarm_head_deadline()
         super().allHeadersReceived()
 
+    def _send100Continue(self):
+        # A body refused from its declared length is not invited after all.
+        if not self.requests[-1].refused:
+            super()._send100Continue()
+
     def requestDone(self, request):
         super().requestDone(request)
         if self.persistent and self.transport is not None:
