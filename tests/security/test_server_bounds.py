@@ -211,3 +211,29 @@ async def test_an_open_websocket_outlives_the_head_and_idle_timeouts(server):
         await socket_.until(lambda frame: frame["type"] == "pong")
     finally:
         await signed_in.session.close()
+
+
+def test_five_hundred_half_sent_upgrades_are_all_dropped_while_the_server_answers(server):
+    # No per-user or per-address cap is needed for this bound: every connection has its deadline.
+    head = b"GET /ws/chat/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+    sockets = [_connect(server) for _ in range(500)]
+    try:
+        for sock in sockets:
+            sock.sendall(head)
+        with _connect(server) as probe:
+            probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            assert _read_until_closed(probe).startswith(b"HTTP/1.1 200 ")
+        open_ = set(sockets)
+        deadline = time.monotonic() + BOUNDED_WAIT
+        while open_ and time.monotonic() < deadline:
+            for sock in select.select(list(open_), [], [], 0.5)[0]:
+                try:
+                    if sock.recv(65536):
+                        continue  # the 408 before the close
+                except ConnectionResetError:
+                    pass
+                open_.discard(sock)
+        assert not open_, f"{len(open_)} of 500 half-sent upgrades still open"
+    finally:
+        for sock in sockets:
+            sock.close()
