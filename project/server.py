@@ -8,15 +8,13 @@ parser then makes several copies, so a limit in a view comes too late. Here:
 - A body is refused with 413 as soon as it is known to be too big: a declared ``Content-Length``
   over the limit before a byte of it is read, a chunked (or otherwise unbounded) body at the byte
   that crosses it. The connection is closed without reading the rest.
-- The limit depends on the URL only (who is signed in is not known before Django runs):
-  ``REQUEST_MAX_BYTES`` everywhere, larger for the image upload and the model-group config load,
-  whose views then check the session and their own limits.
+- The limit depends on the URL only (``project.bodies.body_limit``: who is signed in is not
+  known before Django runs).
 - A connection must finish each request's line and headers within ``HTTP_HEADER_TIMEOUT``
   seconds, and one idle between requests is closed after ``HTTP_IDLE_TIMEOUT`` seconds (Twisted's
   60 s idle timer restarts at every byte, so a client trickling a request could hold it forever).
 """
 
-import json
 import sys
 from urllib.parse import unquote
 
@@ -25,31 +23,7 @@ from daphne.cli import CommandLineInterface
 from daphne.http_protocol import HTTPFactory, WebRequest
 from twisted.web import http
 
-
-def body_limit(path):
-    """The most bytes a request body to ``path`` (no query string) may have."""
-    from django.conf import settings
-    from django.urls import Resolver404, resolve
-
-    from apps.azure.config import MAX_BYTES as CONFIG_MAX_BYTES
-    from apps.media.views import MULTIPART_SLACK
-
-    try:
-        name = resolve(path).view_name
-    except Resolver404:
-        return settings.REQUEST_MAX_BYTES
-    if name == "media:upload":
-        return settings.UPLOAD_MAX_BYTES + MULTIPART_SLACK
-    if name == "admin:azure_configversion_add":
-        # The load form takes a file and a pasted text, each up to the config limit.
-        return 2 * CONFIG_MAX_BYTES + MULTIPART_SLACK
-    return settings.REQUEST_MAX_BYTES
-
-
-def _human(count):
-    from apps.media.images import human_bytes
-
-    return human_bytes(count)
+from project import bodies
 
 
 class BoundedRequest(WebRequest):
@@ -63,11 +37,11 @@ class BoundedRequest(WebRequest):
         # Called once the headers are in, before any of the body: the request line is on the channel.
         path = self.channel._path.split(b"?", 1)[0]
         try:
-            self.limit = body_limit(unquote(path.decode("ascii")))
+            self.limit = bodies.body_limit(unquote(path.decode("ascii")))
         except UnicodeDecodeError:
             self.limit = 0  # Daphne answers 400 for such a path; it gets no body either
         if length is not None and length > self.limit:
-            self._refuse(f"The request body is {_human(length)}")
+            self._refuse(size=length)
             return
         super().gotLength(length)
 
@@ -76,7 +50,7 @@ class BoundedRequest(WebRequest):
             return
         self.received += len(data)
         if self.received > self.limit:
-            self._refuse("The request body is larger")
+            self._refuse()
             return
         super().handleContentChunk(data)
 
@@ -84,12 +58,10 @@ class BoundedRequest(WebRequest):
         if not self.refused:
             super().requestReceived(command, path, version)
 
-    def _refuse(self, what):
+    def _refuse(self, *, size=None):
         """Answer 413 and close without reading the rest of the body."""
         self.refused = True
-        body = json.dumps(
-            {"error": f"{what}; the limit for this address is {_human(self.limit)}."}
-        ).encode()
+        body = bodies.too_large(self.limit, size=size)
         self.channel.transport.write(
             b"HTTP/1.1 413 Content Too Large\r\n"
             b"Content-Type: application/json\r\n"
