@@ -91,9 +91,11 @@ class BoundedChannel(http.HTTPChannel):
             super()._send100Continue()
 
     def requestDone(self, request):
+        # The next request on this connection gets its own deadline; armed first because
+        # requestDone replays pipelined data, whose headers may all be in already.
+        if self.persistent:
+            self._arm_head_deadline()
         super().requestDone(request)
-        if self.persistent and self.transport is not None:
-            self._arm_head_deadline()  # the next request on this connection gets its own
 
     def connectionLost(self, reason):
         self._disarm_head_deadline()
