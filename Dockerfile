@@ -33,4 +33,4 @@ VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD python -c "import os,urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\",\"8000\")}/healthz', timeout=4)"
-CMD ["sh", "-c", "python manage.py migrate --noinput && exec daphne -b 0.0.0.0 -p ${PORT} --proxy-headers project.asgi:application"]
+CMD ["sh", "-c", "python manage.py migrate --noinput && exec python -m project.server -b 0.0.0.0 -p ${PORT} --proxy-headers project.asgi:application"]

@@ -48,14 +48,17 @@ test: install chromium oidc-provider
 
 # Rerunnable measurements (figures printed, never asserted): the simulator's own throughput, and
 # one 1,000-token answer through the real stack (database writes, first chunk to first render),
-# and the relay at scale: 50 answers at once, upstream alone vs through Lapis (tests/bench/relay.py;
-# BENCH_RELAY="--streams 1000 --pace azure" for the big round).
+# the relay at scale: 50 answers at once, upstream alone vs through Lapis (tests/bench/relay.py;
+# BENCH_RELAY="--streams 1000 --pace azure" for the big round), and the server's peak memory for
+# refused 100 MB bodies (tests/bench/bodies.py) and for big images (tests/bench/images.py).
 BENCH_RELAY ?= --streams 50 --pace fast
 bench: install chromium
 	$(PY) -m tests.simulator.bench_simulator
 	$(PY) -m tests.bench.stream_reader
 	CHROMIUM=$(CHROMIUM) LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.chat.bench_chat
 	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.relay $(BENCH_RELAY)
+	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.bodies
+	$(PY) -m tests.bench.images
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -299,7 +299,21 @@ UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
 IMAGE_URL_HOSTS = [
     "." + host.lstrip(".*") for host in env_list("IMAGE_URL_HOSTS", ".blob.core.windows.net")
 ]
-DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
+# The server (project/server.py) refuses a body over this before it is read, on every address
+# but the image upload and the config load, which have their own; the JSON APIs take 64 KB.
+REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", 64 * 1024)
+if REQUEST_MAX_BYTES < 1024:
+    raise ImproperlyConfigured(f"REQUEST_MAX_BYTES must be at least 1024, not {REQUEST_MAX_BYTES}")
+# Seconds a connection may take to send a request's line and headers, and may stay idle between
+# requests, before the server closes it (slow or abandoned clients, half-sent websocket upgrades).
+HTTP_HEADER_TIMEOUT = env_float("HTTP_HEADER_TIMEOUT", 10)
+HTTP_IDLE_TIMEOUT = env_float("HTTP_IDLE_TIMEOUT", 10)
+for _name, _value in (("HTTP_HEADER_TIMEOUT", HTTP_HEADER_TIMEOUT), ("HTTP_IDLE_TIMEOUT", HTTP_IDLE_TIMEOUT)):
+    if not 0.1 <= _value <= 3600:
+        raise ImproperlyConfigured(f"{_name} must be between 0.1 and 3600 seconds, not {_value}")
+# Form fields other than files (a pasted config is the largest); files over 1 MB spool to disk.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

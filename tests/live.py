@@ -19,8 +19,9 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
-DAPHNE = Path(sys.executable).parent / "daphne"
 LOOPBACK_ENDPOINT_HOSTS = "127.0.0.1,localhost"
+# Daphne with Lapis's request bounds (project/server.py), as bin/serve and the image run it.
+SERVER = [sys.executable, "-m", "project.server"]
 
 
 def free_port():
@@ -45,8 +46,9 @@ class PortTaken(Exception):
 class LiveServer:
     """Start with ``start()``; ``url`` is the base URL; ``manage()`` runs a command on its DB."""
 
-    def __init__(self, data_dir, *, extra_env=None, database_url=None):
+    def __init__(self, data_dir, *, extra_env=None, database_url=None, command=None):
         self.data_dir = Path(data_dir)
+        self.command = command or SERVER  # e.g. plain Daphne, for a benchmark's comparison
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = None
@@ -121,7 +123,7 @@ class LiveServer:
     def _serve(self, timeout):
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [str(DAPHNE), "-b", "127.0.0.1", "-p", str(self.port), "project.asgi:application"],
+            [*self.command, "-b", "127.0.0.1", "-p", str(self.port), "project.asgi:application"],
             cwd=ROOT,
             env=self.env,
             stdout=self._log,

@@ -9,18 +9,20 @@ pictures (lossless, they are downloaded as made).
 """
 
 import base64
+import contextlib
 import hashlib
 import io
 import os
 import re
 import secrets
+import threading
 import unicodedata
 from pathlib import Path
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image
 
 from apps.media.models import Attachment
 
@@ -111,16 +113,64 @@ def check_dimensions(size, *, name):
         )
 
 
+# The memory a decode may take: the decoded pixels in Pillow's layout (4 bytes a pixel for RGB,
+# RGBA, CMYK, 1 for L and P, 2 for 16-bit grey). 40 megapixels of RGB fit, no more.
+MAX_DECODE_BYTES = 160 * 1024 * 1024
+# Decodes bigger than this take turns (one at a time per process), so N at once cost one.
+LARGE_DECODE_BYTES = 16 * 1024 * 1024
+# Stored images are at most this on their long side (vision requests take at most 2000 px):
+# big pictures are reduced while decoding (JPEG) or straight after, band by band.
+STORED_MAX_SIDE = 2048
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}
+_large_decodes = threading.Lock()
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def decoded_bytes(size, mode):
+    """The bytes Pillow allocates for an image of ``size`` in ``mode``."""
+    return size[0] * size[1] * _BYTES_PER_PIXEL.get(mode, 4)
+
+
 def decode(data, *, name):
-    """The first frame of ``data`` as an upright RGB or RGBA image, or ImageRejected."""
+    """The first frame of ``data`` as an upright RGB or RGBA image, or ImageRejected.
+
+    Its long side is at most STORED_MAX_SIDE. Memory is bounded: the decoded pixels may take at
+    most MAX_DECODE_BYTES (JPEG is decoded at a reduced scale first when it is big), decodes over
+    LARGE_DECODE_BYTES run one at a time in the process, and conversions happen on the reduced
+    image, or band by band, never as a second full-size copy.
+    """
     fmt, size = probe(data, name=name)
     check_dimensions(size, name=name)
     try:
-        with Image.open(io.BytesIO(data), formats=[fmt]) as image:
-            image.seek(0)
+        image = Image.open(io.BytesIO(data), formats=[fmt])
+        image.seek(0)
+        if fmt == "JPEG":
+            # Let libjpeg scale by 1/2, 1/4 or 1/8 while decoding, never below what is kept.
+            factor = _reduction(image.size)
+            image.draft(None, (image.width // factor, image.height // factor))
+        cost = decoded_bytes(image.size, image.mode)
+        if cost > MAX_DECODE_BYTES:
+            raise ImageRejected(
+                f"{name} is {size[0]}×{size[1]} pixels in mode {image.mode}: decoding it would take "
+                f"{human_bytes(cost)}, more than the {human_bytes(MAX_DECODE_BYTES)} an image may"
+            )
+        with _large_decodes if cost > LARGE_DECODE_BYTES else contextlib.nullcontext():
+            orientation = image.getexif().get(ExifTags.Base.Orientation)
             image.load()
-            upright = ImageOps.exif_transpose(image)
-            return _normalise_mode(upright)
+            image = _normalise(image)
+            if orientation in _TRANSPOSE:
+                image = image.transpose(_TRANSPOSE[orientation])
+            return image
+    except ImageRejected:
+        raise
     except Image.DecompressionBombError:
         raise ImageRejected(
             f"{name} claims more pixels than the {MAX_PIXELS // 1_000_000}-megapixel limit"
@@ -129,15 +179,48 @@ def decode(data, *, name):
         raise ImageRejected(f"{name} is damaged or truncated: it could not be read as {FORMATS[fmt]}") from None
 
 
-def _normalise_mode(image):
+def _reduction(size):
+    """The integer factor that brings ``size`` nearest STORED_MAX_SIDE without going below it."""
+    return max(1, max(size) // STORED_MAX_SIDE)
+
+
+def _normalise(image):
+    """``image`` (decoded) as RGB, or RGBA when it has real transparency, long side ≤ STORED_MAX_SIDE."""
     has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
-    if has_alpha:
-        image = image.convert("RGBA")
-        if image.getchannel("A").getextrema()[0] < 255:
-            return image
+    image = _reduced(image, "RGBA" if has_alpha else "RGB", _reduction(image.size))
+    if image.mode == "RGBA" and image.getchannel("A").getextrema()[0] == 255:
+        image = image.convert("RGB")  # fully opaque: no transparency to keep
+    if max(image.size) > STORED_MAX_SIDE:
+        scale = STORED_MAX_SIDE / max(image.size)
+        target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(target, Image.Resampling.LANCZOS)
+    return image
+
+
+def _reduced(image, mode, factor):
+    """``image`` in ``mode``, shrunk by the integer ``factor`` (box filter).
+
+    Converted and reduced in bands of rows, so no full-size copy in the new mode is made: a
+    palette image of 36 megapixels would take 144 MB more as RGB at once.
+    """
+    if factor == 1:
+        return _converted(image, mode)
+    if image.mode == mode:
+        return image.reduce(factor)
+    band = factor * max(1, 256 // factor)  # rows per band: a multiple of factor keeps boxes aligned
+    reduced = Image.new(mode, (-(-image.width // factor), -(-image.height // factor)))
+    for top in range(0, image.height, band):
+        piece = image.crop((0, top, image.width, min(image.height, top + band)))
+        reduced.paste(_converted(piece, mode).reduce(factor), (0, top // factor))
+    return reduced
+
+
+def _converted(image, mode):
+    if image.mode == mode:
+        return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         image = image.point(lambda value: value / 256).convert("L")
-    return image.convert("RGB")
+    return image.convert(mode)
 
 
 def encode(image, *, lossless=False):
