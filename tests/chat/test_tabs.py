@@ -9,13 +9,15 @@ the database and its ``done``. Both profiles: SQLite + in-memory layer, PostgreS
 """
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
 from tests.chat.conftest import start_simulated_server
 from tests.chat.test_multiprocess import Browserless
-
-pytestmark = pytest.mark.asyncio
+from tests.live import ROOT
 
 # How long a silent answer waits before the client resumes it (the page: CHAT_STREAM_SILENCE).
 SILENCE = 1.5
@@ -139,3 +141,20 @@ async def test_a_lost_tail_is_recovered_by_resuming_after_silence(lossy_server):
     finally:
         await socket.close()
         await user.session.close()
+
+
+def test_the_silence_before_a_resume_is_a_setting_the_page_gets(chat_config, user_a, settings):
+    settings.CHAT_STREAM_SILENCE = 3
+    _, client = user_a
+    page = client.get("/").content.decode()
+    assert 'data-stream-silence-ms="3000"' in page
+
+    code = "from django.conf import settings; print(settings.CHAT_STREAM_SILENCE)"
+    run = lambda value: subprocess.run(  # noqa: E731
+        [sys.executable, "manage.py", "shell", "-v0", "-c", code], cwd=ROOT,
+        env={**os.environ, "CHAT_STREAM_SILENCE": value}, capture_output=True, text=True,
+    )
+    assert run("7").stdout.strip() == "7"
+    refused = run("0")
+    assert refused.returncode != 0
+    assert "CHAT_STREAM_SILENCE must be between 1 and 600 seconds, not 0" in refused.stderr
