@@ -293,6 +293,14 @@ if not 1 <= CHAT_IDLE_TIMEOUT <= 3600:
     raise ImproperlyConfigured(
         f"CHAT_IDLE_TIMEOUT must be between 1 and 3600 seconds, not {CHAT_IDLE_TIMEOUT}"
     )
+# Seconds a browser waits without a frame of a streaming answer before it asks the server for
+# the answer again (``resume``): the channel layer may drop frames, the last ones included, and
+# then nothing else would tell the page that the answer ended.
+CHAT_STREAM_SILENCE = env_int("CHAT_STREAM_SILENCE", 10)
+if not 1 <= CHAT_STREAM_SILENCE <= 600:
+    raise ImproperlyConfigured(
+        f"CHAT_STREAM_SILENCE must be between 1 and 600 seconds, not {CHAT_STREAM_SILENCE}"
+    )
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
 # Where generated-image links may be fetched from, besides the upstream's own origin (HTTPS only):
 # Azure keeps DALL-E results in blob storage.

@@ -42,10 +42,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.groups_joined = set()
         self.snapshots_awaited = set()  # message ids whose resume waits for a snapshot
         self.background = set()
-        # Before accept: once the client sees the socket open, a revoke event reaches it.
+        # Before accept: once the client sees the socket open, a revoke event reaches it, and so
+        # does every answer of its user (another tab's included: the page follows those).
         self.session_groups = await sessions.join(self)
-        await self.accept()
         await self._join(user_group(self.user.pk))
+        await self.accept()
 
     async def disconnect(self, code):
         # Leaving the groups is all: a generation this socket started goes on and is saved.

@@ -30,6 +30,14 @@ Server → client:
   conversation.updated  {conversation}
   pong                  {version}
 Anything else gets an ``error`` frame with code ``bad_frame``, never an exception.
+
+Following answers: every socket of the user gets ``message.created`` (and ``conversation.updated``)
+of a new answer, whichever socket started it; only the starting socket gets its deltas and
+``done`` unasked. Another socket that shows the conversation sends ``resume`` to follow it live
+(snapshot, then deltas, then ``done``); ``stop`` works from any socket of the owner. The channel
+layer may drop frames, the last deltas and ``done`` included, so a client that hears nothing of
+a streaming answer for a while (the page: setting CHAT_STREAM_SILENCE) sends ``resume`` too: the
+answer's process, or the database once it is final, answers it.
 """
 
 import json

@@ -9,6 +9,7 @@ import json
 import time
 
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.db import OperationalError, transaction
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
@@ -108,6 +109,7 @@ def chat_page(request, conversation_id=None):
             "conversations": conversations,
             "has_more": has_more,
             "protocol_version": protocol.PROTOCOL_VERSION,
+            "stream_silence_ms": settings.CHAT_STREAM_SILENCE * 1000,
         },
     )
 

@@ -1,5 +1,6 @@
 // The chat page: wires the socket, the message list, the composer, the sidebar and the settings.
-// The server is the truth: on load and on every reconnect, streaming answers are resumed from it.
+// The server is the truth: on load and on every reconnect, streaming answers are resumed from it,
+// and so are an answer another tab started and an answer that went silent (a lost tail).
 
 import { createApi, newClientId } from "./api.js";
 import { AttachmentTray } from "./attachments.js";
@@ -27,7 +28,12 @@ const state = {
   conversationId: root.dataset.conversationId || null,
   pendingNew: new Set(), // client ids of sends that start a new conversation
   resyncing: new Set(), // message ids waiting for a snapshot after a seq gap
+  sent: new Set(), // client ids of this page's send/regenerate/edit frames: answers it follows already
+  watchdogs: new Map(), // message id → timer: resume a streaming answer that went silent
 };
+// The channel layer may drop frames, the last deltas and ``done`` included; a streaming answer
+// with no frame for this long is asked for again (server setting CHAT_STREAM_SILENCE).
+const SILENCE_MS = Number(root.dataset.streamSilenceMs) || 10000;
 
 const view = new MessageView({
   list: root.querySelector("[data-message-list]"),
@@ -125,6 +131,7 @@ setupTheme(document.querySelector("[data-theme-toggle]"));
 
 function send(frame) {
   hideError();
+  if (frame.client_id) state.sent.add(frame.client_id);
   socket.send(frame);
   return true;
 }
@@ -168,6 +175,30 @@ function refreshStreaming() {
 function resume(message) {
   state.resyncing.add(message.id);
   socket.send({ type: "resume", message_id: message.id, seq: message.seq || 0 });
+  watch(message.id);
+}
+
+// (Re)start the silence timer of a streaming answer; every frame of the answer calls this.
+// Silence can be honest (Azure is slow to the first token, a picture is drawn): a resume then
+// only costs one snapshot, so no server heartbeat is needed to tell the cases apart.
+function watch(id) {
+  clearTimeout(state.watchdogs.get(id));
+  state.watchdogs.delete(id);
+  const message = tree.byId.get(id);
+  if (!message || message.status !== "streaming") return;
+  state.watchdogs.set(id, setTimeout(() => {
+    state.watchdogs.delete(id);
+    const current = tree.byId.get(id);
+    if (current && current.status === "streaming") resume(current);
+  }, SILENCE_MS));
+}
+
+// Whether this page asked for the answer (its socket follows it from the start): the answer
+// to its regenerate, or the answer to a question it sent or edited.
+function startedHere(answer) {
+  if (answer.client_id && state.sent.has(answer.client_id)) return true;
+  const question = tree.byId.get(answer.parent_id);
+  return !!(question && question.client_id && state.sent.has(question.client_id));
 }
 
 async function loadConversation(id) {
@@ -199,7 +230,12 @@ const handlers = {
     tree.leafId = message.id;
     view.renderAll();
     refreshStreaming();
-    if (message.role === "assistant" && message.status === "streaming") view.announce("Answer started.");
+    if (message.role === "assistant" && message.status === "streaming") {
+      view.announce("Answer started.");
+      // Started by another tab of this user: follow it live (snapshot, then its deltas and done).
+      if (startedHere(message)) watch(message.id);
+      else resume(message);
+    }
   },
   "conversation.updated": (frame) => {
     sidebar.upsert(frame.conversation);
@@ -277,15 +313,19 @@ const handlers = {
 };
 
 socket.addEventListener("frame", (event) => {
-  const handler = handlers[event.detail.type];
-  if (handler) handler(event.detail);
+  const frame = event.detail;
+  const handler = handlers[frame.type];
+  if (handler) handler(frame);
+  if (frame.message_id) watch(frame.message_id); // heard from it: restart (or end) its timer
 });
 socket.addEventListener("open", () => {
+  root.dataset.connected = "1"; // the socket hears every answer of this user from now on
   offlineEl.hidden = true;
   root.classList.remove("offline");
   tree.streaming().forEach(resume);
 });
 socket.addEventListener("close", () => {
+  root.dataset.connected = "0";
   offlineEl.hidden = false;
   root.classList.add("offline");
 });

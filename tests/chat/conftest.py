@@ -154,14 +154,19 @@ def _fresh_channel_layer():
     channel_layers.backends.clear()
 
 
-def start_simulated_server(tmp_path_factory, azure_simulator, *, username, **config):
+def start_simulated_server(tmp_path_factory, azure_simulator, *, username, extra_env=None, **config):
     """A live Lapis server whose CONFIG_PATH file is ``azure_simulator.config_yaml(**config)``
-    (marked simulated), with one user ``username``; stop it with ``server.stop()``."""
+    (marked simulated), with one user ``username``; stop it with ``server.stop()``.
+
+    ``extra_env``: more environment for the server (settings, a settings module)."""
     data = tmp_path_factory.mktemp("chat-live")
     path = data / "models.yaml"
     path.write_text(azure_simulator.config_yaml(simulated=True, **config))
     server = LiveServer(
-        data, extra_env={"CONFIG_PATH": str(path), "LAPIS_SIM_KEY": azure_simulator.api_key}
+        data,
+        extra_env={
+            "CONFIG_PATH": str(path), "LAPIS_SIM_KEY": azure_simulator.api_key, **(extra_env or {})
+        },
     )
     server.start()
     server.create_user(username, PASSWORD_FOR_BROWSER)
