@@ -122,6 +122,22 @@ def login(page, base_url, username, password=TEST_PASSWORD):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate-limit counters start empty: on SQLite a new test's user may reuse an old one's id
+    (LocMem lives as long as the test process; on Redis ids are never reused)."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    from apps.governance.ratelimits import forget_limits
+
+    if "locmem" in settings.CACHES["default"]["BACKEND"].lower():
+        cache.clear()
+    forget_limits()
+    yield
+    forget_limits()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_registry():
     """Each test starts with no cached model registry (the DB is rolled back between tests)."""
     from apps.azure.registry import reset_registry

@@ -1,0 +1,48 @@
+"""What an admin sets to govern use: rate limits (and, in ``quotas``, spending budgets).
+
+A row applies to one user or to one Django group (groups come from company sign-in too, see
+apps.accounts.oidc). Empty fields inherit: a user's row overrides the groups', the groups'
+override the defaults from settings (README: ``CHAT_ANSWERS_PER_MINUTE`` and friends).
+"""
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db import models
+
+
+class RateLimit(models.Model):
+    """Per-user limits for a user or every member of a group; 0 means no limit."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    group = models.OneToOneField(
+        Group, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    answers_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Answers a user may start per minute (0: no limit; empty: inherit)."
+    )
+    answers_at_once = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Answers a user may have running at once (0: no limit; empty: inherit)."
+    )
+    sockets = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Open chat connections (tabs) a user may have (0: no limit; empty: inherit).",
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=False, group__isnull=True)
+                | models.Q(user__isnull=True, group__isnull=False),
+                name="ratelimit_user_xor_group",
+            )
+        ]
+
+    def __str__(self):
+        return f"Rate limit for {self.user or self.group}"
+
+    def clean(self):
+        if (self.user_id is None) == (self.group_id is None):
+            raise ValidationError("Pick either a user or a group (one, not both).")
