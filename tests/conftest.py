@@ -121,17 +121,28 @@ def login(page, base_url, username, password=TEST_PASSWORD):
     page.wait_for_selector("[data-testid=whoami]")
 
 
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits():
-    """Rate-limit counters start empty: on SQLite a new test's user may reuse an old one's id
-    (LocMem lives as long as the test process; on Redis ids are never reused)."""
+def forget_rate_limit_counters():
+    """Drop every rate-limit key from the cache (LocMem in this process, or the Redis db)."""
     from django.conf import settings
     from django.core.cache import cache
 
+    if not settings.REDIS_URL:
+        cache.clear()
+        return
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter("*lapis:rl:*"):
+        client.delete(key)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate-limit counters start empty: a new test's user (or a live server's, on its fresh
+    database) may have the id of an earlier one, while the cache outlives them."""
     from apps.governance.ratelimits import forget_limits
 
-    if "locmem" in settings.CACHES["default"]["BACKEND"].lower():
-        cache.clear()
+    forget_rate_limit_counters()
     forget_limits()
     yield
     forget_limits()

@@ -33,15 +33,21 @@ async def away_from_a_minute_edge():
         await asyncio.sleep(60 - time.time() % 60 + 0.2)
 
 
-async def replies(socket, count):
-    """Read frames until ``count`` sends were answered (an assistant message or an error)."""
-    started, refused = [], []
+async def replies(socket, count, *, prefix=""):
+    """Read frames until ``count`` sends (client ids starting with ``prefix``) were answered:
+    (ids of the answers started, error frames). The user's other sockets' exchanges, which this
+    socket hears of too, do not count."""
+    started, refused, questions = [], [], set()
     while len(started) + len(refused) < count:
         frame = await socket.receive()
         if frame["type"] == "error":
             refused.append(frame)
-        elif frame["type"] == "message.created" and frame["message"]["role"] == "assistant":
-            started.append(frame["message"]["id"])
+        elif frame["type"] == "message.created":
+            message = frame["message"]
+            if message["role"] == "user" and (message["client_id"] or "").startswith(prefix):
+                questions.add(message["id"])
+            elif message["role"] == "assistant" and message["parent_id"] in questions:
+                started.append(message["id"])
     return started, refused
 
 
