@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from apps.governance.models import RateLimit
+from apps.governance.models import Budget, RateLimit
 
 
 @admin.register(RateLimit)
@@ -17,4 +17,20 @@ class RateLimitAdmin(admin.ModelAdmin):
             "apply a change within 10 seconds."
         )}),
         ("Limits", {"fields": ("answers_per_minute", "answers_at_once", "sockets")}),
+    )
+
+
+@admin.register(Budget)
+class BudgetAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "user", "group", "period", "tokens")
+    list_filter = ("period",)
+    search_fields = ("user__username", "group__name")
+    autocomplete_fields = ("user", "group")
+    fieldsets = (
+        (None, {"fields": ("user", "group"), "description": (
+            "A user (their spending), a group (its members' spending together), or neither: a "
+            "default every user gets on their own. Every budget that applies is checked before a "
+            "request starts; an answer already running when a budget runs out finishes."
+        )}),
+        ("Budget", {"fields": ("period", "tokens")}),
     )

@@ -46,3 +46,39 @@ class RateLimit(models.Model):
     def clean(self):
         if (self.user_id is None) == (self.group_id is None):
             raise ValidationError("Pick either a user or a group (one, not both).")
+
+
+class Budget(models.Model):
+    """A spending cap in tokens (prompt + completion) per day or calendar month (UTC).
+
+    With a user: that user's spending. With a group: the combined spending of its members. With
+    neither: a default every user gets on their own. Every budget that applies is checked; the
+    first one used up refuses the next request (apps.governance.quotas).
+    """
+
+    class Period(models.TextChoices):
+        DAY = "day"
+        MONTH = "month"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    period = models.CharField(max_length=5, choices=Period.choices, default=Period.MONTH)
+    tokens = models.PositiveBigIntegerField(help_text="Prompt + completion tokens allowed per period.")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(user__isnull=False, group__isnull=False),
+                name="budget_user_or_group_or_default",
+            )
+        ]
+
+    def __str__(self):
+        whom = self.user or self.group or "everyone (each user)"
+        return f"{self.tokens:,} tokens per {self.period} for {whom}"
+
+    def clean(self):
+        if self.user_id is not None and self.group_id is not None:
+            raise ValidationError("Pick a user, a group, or neither (a default for everyone), not both.")
