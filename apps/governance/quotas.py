@@ -1,18 +1,24 @@
 """Spending budgets: checked before a request to a model starts; the database is the truth.
 
 ``check_budget(user=...)`` sums the owner's UsageRecord tokens since the start of each budget's
-period (UTC day or calendar month) with one aggregate query per budget (index ``usage_user``),
-and raises OverBudget when one is used up. Only the start of a request is checked: a budget
+period (UTC day or calendar month), one aggregate query per budget, and raises OverBudget when
+one is used up. A cached running total (``tokens_used``) makes that query read only the rows
+written since the last check; every TALLY_SECONDS the database sums everything again (a row
+committed out of id order is counted then at the latest). Only the start of a request is checked: a budget
 crossed while an answer is written lets that answer finish (its usage counts afterwards).
 Selectors only: nothing here writes. Nothing here imports apps.chat's services (they call this).
 """
 
+import time
 from datetime import UTC, timedelta
 
-from django.db.models import F, Q, Sum
+from django.core.cache import cache
+from django.db.models import F, Max, Q, Sum
 from django.utils import timezone
 
 from apps.governance.models import Budget
+
+TALLY_SECONDS = 60  # how long a cached running total may be extended before a full sum
 
 
 class OverBudget(Exception):
@@ -48,24 +54,44 @@ def budgets_for(*, user):
 
 def tokens_used(*, budget, user, since):
     """Tokens spent since ``since``: by ``user`` (own and default budgets) or by every member
-    of the budget's group."""
+    of the budget's group.
+
+    Usage rows are written once and never changed, so the sum up to the newest row seen is
+    kept in the cache for TALLY_SECONDS with that row's id, and a check only adds the rows
+    written since (a primary-key range). After TALLY_SECONDS the database sums it all again,
+    which also picks up group membership changes and deleted rows."""
     from apps.chat.models import UsageRecord
 
-    records = UsageRecord.objects.filter(created__gte=since)
+    scope = f"group:{budget.group_id}" if budget.group_id is not None else f"user:{user.pk}"
+    key = f"lapis:budget:{scope}:{int(since.timestamp())}"
+    tally = cache.get(key)
+    if tally is None or tally[2] < time.time() - TALLY_SECONDS:
+        tally = (0, 0, time.time())  # a full sum, from the database alone
+    total, last_id, summed_at = tally
+    records = UsageRecord.objects.filter(created__gte=since, pk__gt=last_id)
     if budget.group_id is not None:
         records = records.filter(user__groups=budget.group_id)
     else:
         records = records.filter(user_id=user.pk)
-    total = records.aggregate(total=Sum(F("prompt_tokens") + F("completion_tokens")))["total"]
-    return total or 0
+    new = records.aggregate(total=Sum(F("prompt_tokens") + F("completion_tokens")), last=Max("pk"))
+    if new["last"] is not None or not last_id:
+        total, last_id = total + (new["total"] or 0), new["last"] or last_id
+        cache.set(key, (total, last_id, summed_at), timeout=TALLY_SECONDS * 2)
+    return total
 
 
 def check_budget(*, user, now=None):
-    """Raise OverBudget if any budget of ``user`` is used up; else return None."""
+    """Raise OverBudget if any budget of ``user`` is used up; else return None.
+
+    Budgets of one scope and period (the user's own and the default, say) share one sum."""
     now = now or timezone.now()
+    sums = {}
     for budget in budgets_for(user=user):
         start, resets = period_bounds(budget.period, now)
-        used = tokens_used(budget=budget, user=user, since=start)
+        scope = (budget.group_id, start)
+        if scope not in sums:
+            sums[scope] = tokens_used(budget=budget, user=user, since=start)
+        used = sums[scope]
         if used >= budget.tokens:
             raise OverBudget(_refusal(budget, used, resets), resets=resets)
 
