@@ -122,7 +122,7 @@ def login(page, base_url, username, password=TEST_PASSWORD):
 
 
 def forget_rate_limit_counters():
-    """Drop every rate-limit key from the cache (LocMem in this process, or the Redis db)."""
+    """Drop every rate-limit and budget key from the cache (LocMem in this process, or the Redis db)."""
     from django.conf import settings
     from django.core.cache import cache
 
@@ -132,8 +132,9 @@ def forget_rate_limit_counters():
     import redis
 
     client = redis.Redis.from_url(settings.REDIS_URL)
-    for key in client.scan_iter("*lapis:rl:*"):
-        client.delete(key)
+    for pattern in ("*lapis:rl:*", "*lapis:budget:*"):  # budgets' cached running totals too
+        for key in client.scan_iter(pattern):
+            client.delete(key)
 
 
 @pytest.fixture(autouse=True)

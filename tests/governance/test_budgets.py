@@ -86,3 +86,36 @@ def test_default_and_group_budgets_count_what_they_say(chat_config):
     spend(carol, 20)
     assert refusal(alice).startswith("The group team has used 205 of 200 tokens allowed today.")
     assert Message.objects.filter(client_id__startswith="x-").count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_title_is_not_asked_for_once_the_owner_is_over_budget(
+    azure_simulator, activate_config, user_a
+):
+    from asgiref.sync import sync_to_async
+
+    from apps.chat.models import BackgroundCallFailure, Conversation
+    from apps.chat.titles import fallback_title, generate_title
+
+    await sync_to_async(activate_config)(azure_simulator.config_yaml(titleConvo=True, summarize=False))
+    azure_simulator.reset()
+    alice = user_a[0]
+    conversation = await Conversation.objects.acreate(owner=alice, model_key="gpt-4o")
+    await Budget.objects.acreate(user=alice, period=Budget.Period.DAY, tokens=10)
+    await UsageRecord.objects.acreate(user=alice, purpose=Purpose.CHAT, model_key="gpt-4o", prompt_tokens=11)
+    text = "Plan the offsite for the platform team in spring"
+    title = await generate_title(conversation_id=conversation.id, user_id=alice.pk, text=text)
+    assert title == fallback_title(text)
+    assert azure_simulator.requests() == []  # the title model was never called
+    failure = await BackgroundCallFailure.objects.aget()
+    assert failure.error_code == "over_budget" and "11 of 10 tokens" in failure.admin_detail
+
+
+def test_the_admin_lists_and_adds_limits_and_budgets(admin_client):
+    for path in ("/admin/governance/ratelimit/", "/admin/governance/budget/", "/admin/governance/budget/add/"):
+        assert admin_client.get(path).status_code == 200, path
+    response = admin_client.post(
+        "/admin/governance/budget/add/", {"period": "day", "tokens": "5000", "user": "", "group": ""}
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert str(Budget.objects.get()) == "5,000 tokens per day for everyone (each user)"
