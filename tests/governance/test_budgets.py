@@ -119,3 +119,12 @@ def test_the_admin_lists_and_adds_limits_and_budgets(admin_client):
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert str(Budget.objects.get()) == "5,000 tokens per day for everyone (each user)"
+
+
+def test_negative_limits_and_a_short_slot_ttl_are_system_check_errors(settings):
+    from apps.governance.checks import check_limits
+
+    settings.CHAT_ANSWERS_AT_ONCE, settings.RATE_LIMIT_SLOT_TTL = -1, 1
+    problems = check_limits()
+    assert [p.id for p in problems] == ["lapis.E601", "lapis.E602"]
+    assert "CHAT_ANSWERS_AT_ONCE=-1 is negative" in problems[0].msg
