@@ -145,6 +145,7 @@ INSTALLED_APPS = [
     "apps.simulator",
     "apps.chat",
     "apps.media",
+    "apps.governance",
 ]
 
 MIDDLEWARE = [
@@ -206,6 +207,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # running answers finish before they are saved as interrupted.
 CHAT_SAVE_PATIENCE = env_float("CHAT_SAVE_PATIENCE", 15)
 SHUTDOWN_GRACE = env_float("SHUTDOWN_GRACE", 5)
+# Rate limits per user (apps.governance.ratelimits; admins override them per user and group).
+# 0 means no limit. Shared by all processes through the cache (Redis with REDIS_URL).
+CHAT_ANSWERS_PER_MINUTE = env_int("CHAT_ANSWERS_PER_MINUTE", 20)
+CHAT_ANSWERS_AT_ONCE = env_int("CHAT_ANSWERS_AT_ONCE", 4)
+CHAT_SOCKETS_PER_USER = env_int("CHAT_SOCKETS_PER_USER", 20)
+# Seconds after which the slot of an answer or socket whose process died is free again.
+RATE_LIMIT_SLOT_TTL = env_int("RATE_LIMIT_SLOT_TTL", 60)
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:

@@ -132,6 +132,34 @@ def login(page, base_url, username, password=TEST_PASSWORD):
     page.wait_for_selector("[data-testid=whoami]")
 
 
+def forget_rate_limit_counters():
+    """Drop every rate-limit and budget key from the cache (LocMem in this process, or the Redis db)."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    if not settings.REDIS_URL:
+        cache.clear()
+        return
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for pattern in ("*lapis:rl:*", "*lapis:budget:*"):  # budgets' cached running totals too
+        for key in client.scan_iter(pattern):
+            client.delete(key)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate-limit counters start empty: a new test's user (or a live server's, on its fresh
+    database) may have the id of an earlier one, while the cache outlives them."""
+    from apps.governance.ratelimits import forget_limits
+
+    forget_rate_limit_counters()
+    forget_limits()
+    yield
+    forget_limits()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_registry():
     """Each test starts with no cached model registry (the DB is rolled back between tests)."""

@@ -1,6 +1,7 @@
 """The chat socket: authenticate, validate frames, check ownership, call services. Nothing else."""
 
 import asyncio
+import contextlib
 import json
 import logging
 
@@ -27,10 +28,12 @@ from apps.chat.models import Message
 from apps.chat.selectors import amessage_for
 from apps.chat.serializers import conversation_to_dict, message_attachments, message_to_dict
 from apps.chat.titles import start_title
+from apps.governance import ratelimits
 
 logger = logging.getLogger("lapis.chat")
 # How long ``resume`` waits for the generating process to answer before using the checkpoint.
 SNAPSHOT_WAIT = 1.5
+ANSWER_FRAMES = ("send", "regenerate", "edit")  # frames that start an answer: rate-limited
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -42,6 +45,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.groups_joined = set()
         self.snapshots_awaited = set()  # message ids whose resume waits for a snapshot
         self.background = set()
+        try:  # the cap on open sockets per user, before this one counts as open
+            self.socket_permit = await ratelimits.socket_permit(user=self.user)
+        except ratelimits.RateLimited as exc:
+            await self._refuse_socket(exc)
+            return
         # Before accept: once the client sees the socket open, a revoke event reaches it, and so
         # does every answer of its user (another tab's included: the page follows those).
         self.session_groups = await sessions.join(self)
@@ -50,6 +58,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code):
         # Leaving the groups is all: a generation this socket started goes on and is saved.
+        if (permit := getattr(self, "socket_permit", None)) is not None:
+            permit.release()
         for task in getattr(self, "background", ()):
             task.cancel()
         for group in getattr(self, "groups_joined", ()):
@@ -66,7 +76,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send(protocol.error(code=exc.code, message=exc.message))
             return
         try:
-            await getattr(self, f"on_{frame.type}")(frame)
+            async with self._limited(frame):  # before anything is stored or sent upstream
+                await getattr(self, f"on_{frame.type}")(frame)
+        except ratelimits.RateLimited as exc:
+            await self._send(
+                protocol.rate_limited(message=exc.message, retry_after=exc.retry_after, limit=exc.limit)
+            )
         except ExchangeRefused as exc:
             await self._send(
                 protocol.error(
@@ -171,7 +186,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_send(
                 user_group(self.user.pk), {"type": "chat.frame", "frame": frame}
             )
-        start_generation(answer.id, image_options=exchange.image_options)
+        task = start_generation(answer.id, image_options=exchange.image_options)
+        self.answer_permit.hold_for(task)  # its running-at-once slot, until it ends
         if new_question:
             start_title(exchange, user_id=self.user.pk)  # its own task, in parallel with the answer
 
@@ -232,3 +248,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _send(self, frame):
         await self.send(text_data=json.dumps(frame))
+
+    @contextlib.asynccontextmanager
+    async def _limited(self, frame):
+        """The user's answer limits for a frame that starts an answer (``self.answer_permit``,
+        held by the generation ``_started`` starts, else released at the end of the block)."""
+        if frame.type not in ANSWER_FRAMES:
+            yield
+            return
+        async with ratelimits.answer_permit(user=self.user) as self.answer_permit:
+            yield
+
+    async def _refuse_socket(self, exc):
+        """Accepted only to say why (a refused handshake carries no reason), then closed."""
+        await self.accept()
+        await self._send(
+            protocol.rate_limited(message=exc.message, retry_after=exc.retry_after, limit=exc.limit)
+        )
+        await self.close(code=ratelimits.SOCKET_CLOSE_CODE, reason="too many open sockets")

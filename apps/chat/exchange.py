@@ -144,6 +144,16 @@ def _lock_owner(user):
     list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
 
 
+def _refuse_if_over_budget(user):
+    """The owner's spending budgets (apps.governance.quotas), before anything is stored."""
+    from apps.governance.quotas import OverBudget, check_budget
+
+    try:
+        check_budget(user=user)
+    except OverBudget as exc:
+        raise ExchangeRefused(exc.code, exc.message) from None
+
+
 def _refuse_if_busy(conversation):
     """Refuse if an answer is still being written in ``conversation`` (the owner is locked)."""
     interrupt_stale(conversation.messages.all())
@@ -212,6 +222,7 @@ def send_message(
     _lock_owner(user)
     if (repeat := _existing(user=user, client_id=client_id, role=Message.Role.USER)) is not None:
         return repeat
+    _refuse_if_over_budget(user)
     if conversation_id is None:
         model = _chat_model(model_key, user=user)
         conversation = create_conversation(user=user, model_key=model.key)
@@ -245,6 +256,7 @@ def regenerate_answer(*, user, message_id, client_id):
     _lock_owner(user)
     if (repeat := _existing(user=user, client_id=client_id, role=Message.Role.ASSISTANT)) is not None:
         return repeat
+    _refuse_if_over_budget(user)
     previous = _owned_message(user=user, message_id=message_id, role=Message.Role.ASSISTANT)
     conversation = previous.conversation
     _refuse_if_busy(conversation)
@@ -264,6 +276,7 @@ def edit_message(*, user, message_id, text, client_id, attachments=()):
     _lock_owner(user)
     if (repeat := _existing(user=user, client_id=client_id, role=Message.Role.USER)) is not None:
         return repeat
+    _refuse_if_over_budget(user)
     original = _owned_message(user=user, message_id=message_id, role=Message.Role.USER)
     conversation = original.conversation
     _refuse_if_busy(conversation)

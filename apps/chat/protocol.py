@@ -23,6 +23,7 @@ Server → client:
   snapshot              {message_id, seq, text, status, reasoning?}  (answer to resume; deltas follow)
   done                  {message_id, status, seq, finish_reason, usage, error?, notice?}
   error                 {code, message, retry_after?, message_id?, detail?}
+                        (code ``rate_limited``: {limit, retry_after} too, see ``rate_limited``)
   title                 {conversation_id, title}
   attachments           {message_id, attachments: [describe]}  (a picture stored on an answer)
   retrying              {message_id, seconds, status, attempt, message}  (Azure asked to wait
@@ -52,6 +53,7 @@ MAX_TEXT_CHARS = 100_000
 MAX_CLIENT_ID_CHARS = 64
 MAX_ATTACHMENTS = 10
 IMAGE_OPTIONS = ("size", "quality", "style")
+RATE_LIMITED = "rate_limited"
 
 
 class ProtocolError(Exception):
@@ -237,6 +239,15 @@ def error(*, code, message, retry_after=None, message_id=None, detail=None):
         frame["message_id"] = str(message_id)
     if detail:
         frame["detail"] = detail
+    return frame
+
+
+def rate_limited(*, message, retry_after, limit):
+    """An ``error`` frame refusing an answer or a socket over a user's rate limit: ``limit`` is
+    ``answers_per_minute``, ``answers_at_once`` or ``sockets``; ``retry_after`` is in seconds.
+    A refused socket then closes with code 4429 (apps.governance.ratelimits.SOCKET_CLOSE_CODE)."""
+    frame = error(code=RATE_LIMITED, message=message, retry_after=retry_after)
+    frame["limit"] = limit
     return frame
 
 

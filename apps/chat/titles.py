@@ -200,6 +200,7 @@ async def generate_title(*, conversation_id, user_id, text):
         try:
             if model is None or model.type == "image":
                 raise UnusableOutput("no_title_model", "titleConvo is on but titleModel names no chat model")
+            await _refuse_if_over_budget(user_id)
             async with asyncio.timeout(TITLE_TIMEOUT + 5):
                 title = await ask_title_model(
                     model=model, method=registry.title_method, text=text, user_id=user_id,
@@ -218,6 +219,20 @@ async def generate_title(*, conversation_id, user_id, text):
     except Exception:
         logger.exception("Titling conversation %s failed", conversation_id)
         return None
+
+
+async def _refuse_if_over_budget(user_id):
+    """A title counts to the owner's budgets: none is asked for once one is used up."""
+    from asgiref.sync import sync_to_async
+    from django.contrib.auth import get_user_model
+
+    from apps.governance.quotas import OverBudget, check_budget
+
+    user = await get_user_model().objects.aget(pk=user_id)
+    try:
+        await sync_to_async(check_budget)(user=user)
+    except OverBudget as exc:
+        raise UnusableOutput("over_budget", f"no title asked for: {exc.message}") from None
 
 
 async def _failed(model, user_id, conversation_id, code, detail):

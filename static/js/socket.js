@@ -51,7 +51,9 @@ export class ChatSocket extends EventTarget {
         location.assign("/login/?next=" + encodeURIComponent(location.pathname));
         return;
       }
-      const delay = Math.min(MAX_DELAY_MS, 400 * 2 ** this.attempt) * (0.6 + Math.random() * 0.4);
+      // 4429: too many open tabs (the page shows why); try again rarely, a tab may close.
+      const backoff = event.code === 4429 ? MAX_DELAY_MS : Math.min(MAX_DELAY_MS, 400 * 2 ** this.attempt);
+      const delay = backoff * (0.6 + Math.random() * 0.4);
       this.attempt += 1;
       this.timer = setTimeout(() => this.connect(), delay);
     });
