@@ -199,6 +199,10 @@ else:
             # Sound on SQLite too: a connection is one open file; WAL lets the others read.
             "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", DEFAULT_CONN_MAX_AGE),
             "CONN_HEALTH_CHECKS": True,
+            # A file, not Django's default shared-cache memory database: that one answers
+            # concurrent writers with "table is locked" at once instead of waiting on the busy
+            # timeout, so in-process tests with several answers at once failed at random.
+            "TEST": {"NAME": DATA_DIR / "test_lapis.sqlite3"},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
