@@ -1,0 +1,91 @@
+"""The configured channel layer (project.layers): Channels' semantics at a cost per frame that
+does not grow with the number of answers (issue 11). Counted, never timed."""
+
+import asyncio
+
+import pytest
+from channels.exceptions import ChannelFull
+from channels.layers import ChannelLayerManager
+from django.conf import settings
+
+in_memory = pytest.mark.skipif(bool(settings.REDIS_URL), reason="the default profile's layer")
+
+
+def fresh_layer(**config):
+    """A new layer of the configured backend (not the process's shared one)."""
+    return ChannelLayerManager()._make_backend(
+        "default", {**settings.CHANNEL_LAYERS["default"].get("CONFIG", {}), **config}
+    )
+
+
+async def _many_watched_answers(layer, count):
+    """``count`` sockets, each in its own answer group, the way 1,000 live answers look."""
+    sockets = []
+    for index in range(count):
+        channel = await layer.new_channel()
+        await layer.group_add(f"answer.{index}", channel)
+        await layer.group_add(f"user.{index}", channel)
+        sockets.append(channel)
+    return sockets
+
+
+@in_memory
+async def test_a_frame_does_not_scan_every_channel_and_group(monkeypatch):
+    layer = fresh_layer()
+    sockets = await _many_watched_answers(layer, 300)
+    scans = []
+    original = type(layer)._clean_expired
+    monkeypatch.setattr(type(layer), "_clean_expired", lambda self: (scans.append(1), original(self)))
+    for round_ in range(5):
+        for index in range(300):
+            await layer.group_send(f"answer.{index}", {"type": "chat.frame", "frame": {"seq": round_}})
+        for channel in sockets:
+            assert (await layer.receive(channel))["frame"]["seq"] == round_
+    # Channels' layer sweeps all 300 channels and 600 memberships on each of these 3,000 calls.
+    assert len(scans) <= 1
+
+
+@in_memory
+async def test_an_expired_message_still_takes_its_channel_out_of_its_groups():
+    layer = fresh_layer(expiry=0.05, sweep_interval=0.0)
+    gone, alive = await layer.new_channel(), await layer.new_channel()
+    for channel in (gone, alive):
+        await layer.group_add("answer.1", channel)
+        await layer.group_add("user.1", channel)
+    await layer.send(gone, {"type": "never.read"})
+    await asyncio.sleep(0.1)
+    await layer.group_send("answer.1", {"type": "chat.frame", "n": 1})
+    assert (await layer.receive(alive))["n"] == 1
+    assert list(layer.groups["answer.1"]) == [alive] and list(layer.groups["user.1"]) == [alive]
+    assert gone not in layer.channels
+
+
+@in_memory
+async def test_capacity_and_group_discard_hold():
+    layer = fresh_layer(capacity=2)
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "a"})
+    await layer.send(channel, {"type": "b"})
+    with pytest.raises(ChannelFull):
+        await layer.send(channel, {"type": "c"})
+    await layer.group_add("answer.1", channel)
+    await layer.group_send("answer.1", {"type": "over.capacity"})  # dropped, not raised
+    await layer.group_discard("answer.1", channel)
+    assert "answer.1" not in layer.groups
+    assert [(await layer.receive(channel))["type"] for _ in range(2)] == ["a", "b"]
+
+
+async def test_every_receiver_gets_its_own_copy():
+    layer = fresh_layer()
+    first, second = await layer.new_channel(), await layer.new_channel()
+    await layer.group_add("answer.2", first)
+    await layer.group_add("answer.2", second)
+    sent = {"type": "chat.frame", "frame": {"type": "delta", "text": "é \"q\"", "seq": 1, "parts": [1, 2]}}
+    await layer.group_send("answer.2", sent)
+    one, two = await layer.receive(first), await layer.receive(second)
+    one["frame"]["parts"].append(3)
+    one["frame"]["seq"] = 99
+    assert two == sent and two["frame"] is not sent["frame"]
+    await layer.group_discard("answer.2", first)
+    await layer.group_discard("answer.2", second)
+    await layer.flush()
