@@ -14,6 +14,8 @@ groups), but:
 - Messages are copied for each receiver (as Channels does, so a receiver that changes one cannot
   change another's) with a copy of the JSON-shaped values frames are made of, cheaper than
   ``deepcopy``; anything else still goes through ``deepcopy``.
+- ``channel_capacity`` (per-channel capacities by glob) works: Channels' layer accepts it but
+  fails on the first message.
 """
 
 import asyncio
@@ -43,6 +45,8 @@ class InMemoryChannelLayer(ChannelsInMemoryChannelLayer):
 
     def __init__(self, *, sweep_interval=1.0, **kwargs):
         super().__init__(**kwargs)
+        # Channels' in-memory layer keeps the dict and then fails to read it as (regex, capacity).
+        self.channel_capacity = self.compile_capacities(self.channel_capacity)
         self.sweep_interval = sweep_interval
         self._swept = time.monotonic()
         self._memberships = {}  # channel → set of its groups

@@ -214,6 +214,8 @@ if REDIS_URL:
                 # of that command already bounds every wait.
                 "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
                 "capacity": 1000,
+                # Every process has ONE control channel (apps.chat.generation) for all its answers.
+                "channel_capacity": {"generation.*": 20000},
                 "expiry": 30,
             },
         }
@@ -223,7 +225,12 @@ if REDIS_URL:
     }
 else:
     # Channels' layer with a cost per frame that does not grow with the number of answers.
-    CHANNEL_LAYERS = {"default": {"BACKEND": "project.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "project.layers.InMemoryChannelLayer",
+            "CONFIG": {"channel_capacity": {"generation.*": 20000}},
+        }
+    }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -18,8 +18,8 @@ from apps.chat.exchange import (
 )
 from apps.chat.generation import (
     answer_group,
-    control_channel,
     running_generation,
+    send_control,
     start_generation,
     user_group,
 )
@@ -115,7 +115,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if local is not None:  # running here: stop at once
             local.request_stop()
         else:
-            await self.channel_layer.send(control_channel(message.id), {"type": "generation.stop"})
+            await send_control(message_id=message.id, worker=message.worker, event={"type": "generation.stop"})
 
     async def on_resume(self, frame):
         message = await self._owned(frame.message_id)
@@ -124,9 +124,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_final(message)
             return
         self.snapshots_awaited.add(str(message.id))
-        await self.channel_layer.send(
-            control_channel(message.id),
-            {"type": "generation.snapshot", "reply_channel": self.channel_name},
+        await send_control(
+            message_id=message.id, worker=message.worker,
+            event={"type": "generation.snapshot", "reply_channel": self.channel_name},
         )
         fallback = asyncio.create_task(self._snapshot_fallback(message.id))
         self.background.add(fallback)

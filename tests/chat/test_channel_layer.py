@@ -62,7 +62,12 @@ async def test_an_expired_message_still_takes_its_channel_out_of_its_groups():
 
 @in_memory
 async def test_capacity_and_group_discard_hold():
-    layer = fresh_layer(capacity=2)
+    layer = fresh_layer(capacity=2, channel_capacity={"generation.*": 3})
+    control = "generation.worker-1"
+    for _ in range(3):
+        await layer.send(control, {"type": "generation.stop"})
+    with pytest.raises(ChannelFull):
+        await layer.send(control, {"type": "generation.stop"})
     channel = await layer.new_channel()
     await layer.send(channel, {"type": "a"})
     await layer.send(channel, {"type": "b"})
@@ -89,3 +94,49 @@ async def test_every_receiver_gets_its_own_copy():
     await layer.group_discard("answer.2", first)
     await layer.group_discard("answer.2", second)
     await layer.flush()
+
+
+def _control_receivers(layer):
+    """How many receives wait on control channels: the in-memory layer keeps a queue per
+    channel being read; on Redis each such receive holds a pooled connection in a blocking pop."""
+    if hasattr(layer, "channels"):
+        return sum(1 for name in layer.channels if name.startswith("generation."))
+    return len(layer.connection(0).connection_pool._in_use_connections)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_one_control_listener_per_process_not_one_per_answer(chat_config, user_a, open_socket):
+    from channels.layers import get_channel_layer
+
+    from apps.chat.generation import running_generation
+
+    socket = await open_socket(user_a[1])
+    answers = []
+    for index in range(8):
+        await socket.send({"type": "send", "client_id": f"many-{index}", "model": "gpt-4o",
+                           "text": f"Answer {index} [sim:words 200] [sim:delay ttft=20 chunk=25]"})
+        answers.append((await socket.created_answer())["id"])
+    await socket.until(lambda f: f["type"] == "delta" and f["message_id"] == answers[-1])
+    assert all(running_generation(answer) for answer in answers)
+    # Channels' layers: 8 (in memory) or 9 held connections (Redis) with one listener per answer.
+    assert _control_receivers(get_channel_layer()) <= 3
+    for answer in answers:  # an early one may have ended while later ones were being sent
+        if not any(f["type"] == "done" and f["message_id"] == answer for f in socket.frames):
+            await socket.done(answer)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_stop_through_the_process_control_channel_stops_the_answer(chat_config, user_a, open_socket):
+    from apps.chat.generation import send_control
+    from apps.chat.workers import WORKER_ID
+
+    socket = await open_socket(user_a[1])
+    await socket.send({"type": "send", "client_id": "ctl-1", "model": "gpt-4o",
+                       "text": "Long [sim:words 400] [sim:delay ttft=20 chunk=20]"})
+    answer = (await socket.created_answer())["id"]
+    await socket.until(lambda f: f["type"] == "delta" and f["message_id"] == answer)
+    # As another process would: through the channel layer to this process's control channel.
+    await send_control(message_id=answer, worker=WORKER_ID, event={"type": "generation.stop"})
+    done = await socket.done(answer)
+    assert done["status"] == "stopped"
+    assert len(socket.text_of(answer).split()) < 400
