@@ -207,7 +207,8 @@ REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels_redis, read in batches by one reader per process (project.layers).
+            "BACKEND": "project.layers.RedisChannelLayer",
             "CONFIG": {
                 # redis-py 8 times out socket reads after 5 s by default, which cuts channels_redis'
                 # blocking BZPOPMIN (also 5 s) and drops idle websockets; the server-side timeout

@@ -96,20 +96,23 @@ async def test_every_receiver_gets_its_own_copy():
     await layer.flush()
 
 
-def _control_receivers(layer):
-    """How many receives wait on control channels: the in-memory layer keeps a queue per
-    channel being read; on Redis each such receive holds a pooled connection in a blocking pop."""
+async def _control_receivers(layer):
+    """How many receives wait on channels: the in-memory layer keeps a queue per control
+    channel being read; on Redis each receive holds a connection in a blocking pop."""
     if hasattr(layer, "channels"):
         return sum(1 for name in layer.channels if name.startswith("generation."))
-    return len(layer.connection(0).connection_pool._in_use_connections)
+    db = layer.connection(0).connection_pool.connection_kwargs.get("db", 0)
+    clients = await layer.connection(0).client_list()
+    return sum(1 for c in clients if c.get("cmd") == "bzpopmin" and int(c.get("db", -1)) == db)
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_one_control_listener_per_process_not_one_per_answer(chat_config, user_a, open_socket):
+async def test_one_control_listener_per_process_not_one_per_answer(chat_config, user_a, open_socket, settings):
     from channels.layers import get_channel_layer
 
     from apps.chat.generation import running_generation
 
+    settings.CHAT_IDLE_TIMEOUT = 15  # eight answers at once on a busy machine
     socket = await open_socket(user_a[1])
     answers = []
     for index in range(8):
@@ -117,9 +120,9 @@ async def test_one_control_listener_per_process_not_one_per_answer(chat_config, 
                            "text": f"Answer {index} [sim:words 200] [sim:delay ttft=20 chunk=25]"})
         answers.append((await socket.created_answer())["id"])
     await socket.until(lambda f: f["type"] == "delta" and f["message_id"] == answers[-1])
-    assert all(running_generation(answer) for answer in answers)
-    # Channels' layers: 8 (in memory) or 9 held connections (Redis) with one listener per answer.
-    assert _control_receivers(get_channel_layer()) <= 3
+    assert sum(1 for answer in answers if running_generation(answer)) >= 6
+    # With a listener per answer: 8 (in memory) or 9 blocking pops (Redis, with the sockets' one).
+    assert await _control_receivers(get_channel_layer()) <= 3
     for answer in answers:  # an early one may have ended while later ones were being sent
         if not any(f["type"] == "done" and f["message_id"] == answer for f in socket.frames):
             await socket.done(answer)
@@ -140,3 +143,20 @@ async def test_a_stop_through_the_process_control_channel_stops_the_answer(chat_
     done = await socket.done(answer)
     assert done["status"] == "stopped"
     assert len(socket.text_of(answer).split()) < 400
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="the PostgreSQL + Redis profile's layer")
+async def test_a_burst_for_many_sockets_of_one_process_loses_no_frame():
+    # channels_redis applies its capacity (1,000) to the one key all sockets of a process share:
+    # of these 3,000 frames it drops 2,000.
+    layer = fresh_layer()
+    sockets = await _many_watched_answers(layer, 30)
+    try:
+        for seq in range(1, 101):
+            for index in range(30):
+                await layer.group_send(f"answer.{index}", {"type": "chat.frame", "seq": seq})
+        for channel in sockets:
+            seqs = [(await asyncio.wait_for(layer.receive(channel), 5))["seq"] for _ in range(100)]
+            assert seqs == list(range(1, 101))
+    finally:
+        await layer.flush()
