@@ -135,6 +135,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_ping(self, frame):
         await self._send(protocol.pong())
 
+    async def dispatch(self, message):
+        # Channels closes old database connections before every handler: one hop to its single
+        # database thread each. A relayed frame touches no database, and with many answers
+        # those hops (one per frame per socket) queue every socket's ORM calls behind them.
+        if message.get("type") == "chat.frame":
+            await self.chat_frame(message)
+        else:
+            await super().dispatch(message)
+
     async def session_revoked(self, event):
         """Signed out, deactivated, or rights changed elsewhere (apps.accounts.sessions)."""
         await self.close(code=event.get("code", sessions.SIGNED_OUT))

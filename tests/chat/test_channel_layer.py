@@ -160,3 +160,26 @@ async def test_a_burst_for_many_sockets_of_one_process_loses_no_frame():
             assert seqs == list(range(1, 101))
     finally:
         await layer.flush()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_relayed_frame_costs_no_trip_to_the_database_thread(chat_config, user_a, open_socket, monkeypatch):
+    import channels.consumer
+
+    hops = []
+    original = channels.consumer.aclose_old_connections
+
+    async def counted():
+        hops.append(1)
+        return await original()
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted)
+    socket = await open_socket(user_a[1])
+    await socket.send({"type": "send", "client_id": "hops-1", "model": "gpt-4o",
+                       "text": "Hello [sim:words 60] [sim:delay ttft=10 chunk=45]"})
+    answer = (await socket.created_answer())["id"]
+    await socket.done(answer)
+    frames = sum(1 for f in socket.frames if f["type"] == "delta")
+    assert frames >= 10
+    # Channels' dispatch: one hop per frame the socket relays (15 or more here); the send frame's only.
+    assert len(hops) <= 3
