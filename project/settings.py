@@ -223,13 +223,16 @@ REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels_redis, read in batches by one reader per process (project.layers).
+            "BACKEND": "project.layers.RedisChannelLayer",
             "CONFIG": {
                 # redis-py 8 times out socket reads after 5 s by default, which cuts channels_redis'
                 # blocking BZPOPMIN (also 5 s) and drops idle websockets; the server-side timeout
                 # of that command already bounds every wait.
                 "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
                 "capacity": 1000,
+                # Every process has ONE control channel (apps.chat.generation) for all its answers.
+                "channel_capacity": {"generation.*": 20000},
                 "expiry": 30,
             },
         }
@@ -238,7 +241,13 @@ if REDIS_URL:
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # Channels' layer with a cost per frame that does not grow with the number of answers.
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "project.layers.InMemoryChannelLayer",
+            "CONFIG": {"channel_capacity": {"generation.*": 20000}},
+        }
+    }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 AUTH_PASSWORD_VALIDATORS = [

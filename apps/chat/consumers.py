@@ -19,8 +19,8 @@ from apps.chat.exchange import (
 )
 from apps.chat.generation import (
     answer_group,
-    control_channel,
     running_generation,
+    send_control,
     start_generation,
     user_group,
 )
@@ -131,7 +131,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if local is not None:  # running here: stop at once
             local.request_stop()
         else:
-            await self.channel_layer.send(control_channel(message.id), {"type": "generation.stop"})
+            await send_control(message_id=message.id, worker=message.worker, event={"type": "generation.stop"})
 
     async def on_resume(self, frame):
         message = await self._owned(frame.message_id)
@@ -140,9 +140,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_final(message)
             return
         self.snapshots_awaited.add(str(message.id))
-        await self.channel_layer.send(
-            control_channel(message.id),
-            {"type": "generation.snapshot", "reply_channel": self.channel_name},
+        await send_control(
+            message_id=message.id, worker=message.worker,
+            event={"type": "generation.snapshot", "reply_channel": self.channel_name},
         )
         fallback = asyncio.create_task(self._snapshot_fallback(message.id))
         self.background.add(fallback)
@@ -150,6 +150,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_ping(self, frame):
         await self._send(protocol.pong())
+
+    async def dispatch(self, message):
+        # Channels closes old database connections before every handler: one hop to its single
+        # database thread each. A relayed frame touches no database, and with many answers
+        # those hops (one per frame per socket) queue every socket's ORM calls behind them.
+        if message.get("type") == "chat.frame":
+            await self.chat_frame(message)
+        else:
+            await super().dispatch(message)
 
     async def session_revoked(self, event):
         """Signed out, deactivated, or rights changed elsewhere (apps.accounts.sessions)."""

@@ -5,9 +5,12 @@ so a socket that goes away does not stop it. It talks to sockets only through th
 
 - ``answer.<message id>``: the group of sockets watching the answer; gets ``delta`` frames
   (coalesced every FRAME_INTERVAL) and the final ``done``.
-- ``generation.<message id>``: the generation's own channel, which any process can send to; gets
-  ``generation.stop`` and ``generation.snapshot`` (a socket asking for the text so far, for
-  ``resume``). A stop sent before the generation listens waits there for it.
+- ``generation.<worker>``: the control channel of the process that runs the answer (its
+  ``Message.worker``), which any process can send to; gets ``generation.stop`` and
+  ``generation.snapshot`` (a socket asking for the text so far, for ``resume``) with the
+  ``message_id``. ONE listener per process reads it, not one per answer: on Redis every
+  listener holds a pooled connection in a blocking pop, and 1,000 of them exhaust the pool. A
+  stop or snapshot request that arrives before its generation started here is kept for it.
 
 The database holds the truth: the process's checkpoint writer (apps.chat.checkpoints) saves the
 relayed text of every running answer at most every CHECKPOINT_INTERVAL in one transaction, with
@@ -17,6 +20,7 @@ database is away; the user is told honestly if it could not be saved).
 
 import asyncio
 import logging
+import re
 import time
 from contextlib import aclosing
 
@@ -44,6 +48,7 @@ from apps.chat.models import Message, Purpose
 from apps.chat.prompts import PromptTooLong
 from apps.chat.selectors import branch_to
 from apps.chat.summaries import prepare_prompt
+from apps.chat.workers import WORKER_ID
 
 logger = logging.getLogger("lapis.chat")
 
@@ -54,21 +59,27 @@ HEARTBEAT_INTERVAL = checkpoints.HEARTBEAT_INTERVAL
 # CHAT_IDLE_TIMEOUT; the tests use about a second).
 DEFAULT_IDLE_TIMEOUT = 60.0
 
-_running = {}  # message id → Generation: the tasks of this process, kept from being collected
+_running = {}  # str(message id) → Generation: the tasks of this process, kept from being collected
+_listeners = {}  # event loop → the task reading this process's control channel
+# str(message id) → [(monotonic time, event)]: control events for an answer not (yet) running
+# here, replayed when it starts; dropped after EARLY_KEPT (it ended, or never starts here).
+_early = {}
+EARLY_KEPT = 60.0
+_NOT_IN_NAMES = re.compile(r"[^a-zA-Z0-9_.-]")
 
 
 def answer_group(message_id):
     return f"answer.{message_id}"
 
 
-def control_channel(message_id):
-    """The generation's channel, named by its answer so that any process can reach it.
+def control_channel(worker):
+    """The control channel of the server process ``worker`` (a ``Message.worker``).
 
     A plain channel, not a process-local one (``new_channel``): channels_redis reads every
     process-local channel of a process with one shared blocking pop, and cancelling the listener
-    in the middle of that pop at the end of an answer can drop a frame meant for a socket.
+    in the middle of that pop can drop a frame meant for a socket.
     """
-    return f"generation.{message_id}"
+    return "generation." + _NOT_IN_NAMES.sub("-", worker or "unknown")
 
 
 def user_group(user_id):
@@ -80,27 +91,70 @@ def start_generation(message_id, *, image_options=None):
 
     ``image_options`` (size/quality/style) apply when the answer's model is an image model.
     """
+    key = str(message_id)
     generation = Generation(message_id)
     generation.image_options = image_options or {}
     generation.task = asyncio.create_task(generation.run(), name=f"generation-{message_id}")
-    _running[message_id] = generation
-    generation.task.add_done_callback(lambda _: _running.pop(message_id, None))
+    _running[key] = generation
+    generation.task.add_done_callback(lambda _: _ended(key))
+    for _, event in _early.pop(key, ()):
+        generation.control(event)
+    _ensure_listener()
     return generation.task
 
 
 def running_generation(message_id):
-    return _running.get(message_id)
+    return _running.get(str(message_id))
 
 
-async def stop_answer(message_id):
-    """Stop the answer ``message_id`` wherever it runs (here at once, else through its control
-    channel; a stop sent before the generation listens waits there). Its text is saved as
-    ``stopped`` by the generation itself; the caller has checked the owner."""
+def _ended(key):
+    _running.pop(key, None)
+    if not _running:  # nothing left to control: no task outlives the answers
+        listener = _listeners.pop(asyncio.get_running_loop(), None)
+        if listener is not None:
+            listener.cancel()
+
+
+def _ensure_listener():
+    loop = asyncio.get_running_loop()
+    listener = _listeners.get(loop)
+    if listener is None or listener.done():
+        for old in [key for key in _listeners if key.is_closed()]:
+            del _listeners[old]
+        _listeners[loop] = asyncio.create_task(_listen(), name="generation-control")
+
+
+async def _listen():
+    """Read this process's control channel; hand each event to its answer's generation."""
+    layer, channel = get_channel_layer(), control_channel(WORKER_ID)
+    while True:
+        event = await layer.receive(channel)
+        key = str(event.get("message_id"))
+        generation = _running.get(key)
+        if generation is not None:
+            generation.control(event)
+            continue
+        now = time.monotonic()
+        for old in [k for k, events in _early.items() if now - events[-1][0] > EARLY_KEPT]:
+            del _early[old]
+        _early.setdefault(key, []).append((now, event))
+
+
+async def send_control(*, message_id, worker, event):
+    """Send ``event`` (``generation.stop`` or ``generation.snapshot``) to the generation of
+    ``message_id``, run by the process ``worker``; the caller has checked the owner."""
+    await get_channel_layer().send(control_channel(worker), {**event, "message_id": str(message_id)})
+
+
+async def stop_answer(message_id, *, worker):
+    """Stop the answer ``message_id`` wherever it runs (here at once, else through the control
+    channel of its process ``worker``). Its text is saved as ``stopped`` by the generation
+    itself; the caller has checked the owner."""
     local = running_generation(message_id)
     if local is not None:
         local.request_stop()
     else:
-        await get_channel_layer().send(control_channel(message_id), {"type": "generation.stop"})
+        await send_control(message_id=message_id, worker=worker, event={"type": "generation.stop"})
 
 
 async def finish_for_shutdown():
@@ -147,6 +201,8 @@ class Generation:
         self.notice = ""
         self.accounting = None  # (model, owner id, conversation id, prompt messages) once read
         self.image_options = {}
+        self.finished = False  # set (under ``flushing``) once no frame but ``done`` may follow
+        self.snapshots = set()  # tasks answering snapshot requests
 
     @property
     def text(self):
@@ -179,8 +235,16 @@ class Generation:
         if self.reader is not None:
             self.reader.cancel()
 
+    def control(self, event):
+        """A control event from the process's listener (see the module)."""
+        if event.get("type") == "generation.stop":
+            self.request_stop()
+        elif event.get("type") == "generation.snapshot" and not self.finished:
+            task = asyncio.create_task(self._send_snapshot(event["reply_channel"]))
+            self.snapshots.add(task)
+            task.add_done_callback(self.snapshots.discard)
+
     async def run(self):
-        listener = asyncio.create_task(self._listen(control_channel(self.message_id)))
         relay = asyncio.create_task(self._relay())
         status, error = Message.Status.COMPLETE, None
         try:
@@ -202,12 +266,15 @@ class Generation:
             logger.exception("Generation %s failed", self.message_id)
             status, error = Message.Status.ERROR, _internal_error(exc)
         finally:
-            # Cancel both between frames (a delta cancelled half-published would be lost while
-            # its seq counts), and wait for them so nothing they send can follow ``done``.
+            # Cancel the relay and the snapshots between frames (a delta cancelled half-published
+            # would be lost while its seq counts), and wait for them so nothing they send can
+            # follow ``done``.
             async with self.flushing:
-                listener.cancel()
-                relay.cancel()
-                await asyncio.gather(listener, relay, return_exceptions=True)
+                self.finished = True
+                pending = [relay, *self.snapshots]
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
             try:
                 await self._flush()
                 await self._finish(status, error)
@@ -411,26 +478,22 @@ class Generation:
         if error and error.get("detail"):
             logger.warning("Answer %s failed: %s", self.message_id, error["detail"])
 
-    async def _listen(self, channel):
-        while True:
-            event = await self.layer.receive(channel)
-            if event.get("type") == "generation.stop":
-                self.request_stop()
-            elif event.get("type") == "generation.snapshot":
-                await self._flush()
-                # Built and sent under the lock: every delta up to its seq went before it, and
-                # none after it can overtake it (the socket drops deltas while it waits).
-                async with self.flushing:
-                    frame = protocol.snapshot(
-                        message_id=self.message_id,
-                        seq=self.seq,
-                        text=self.relayed_text,
-                        status=Message.Status.STREAMING,
-                        reasoning=self.relayed_reasoning,
-                    )
-                    await self.layer.send(
-                        event["reply_channel"], {"type": "chat.frame", "frame": frame}
-                    )
+    async def _send_snapshot(self, reply_channel):
+        await self._flush()
+        # Built and sent under the lock: every delta up to its seq went before it, and none
+        # after it can overtake it (the socket drops deltas while it waits). None once finished:
+        # ``done`` is the last frame (the socket's fallback reads the final state).
+        async with self.flushing:
+            if self.finished:
+                return
+            frame = protocol.snapshot(
+                message_id=self.message_id,
+                seq=self.seq,
+                text=self.relayed_text,
+                status=Message.Status.STREAMING,
+                reasoning=self.relayed_reasoning,
+            )
+            await self.layer.send(reply_channel, {"type": "chat.frame", "frame": frame})
 
     async def _publish(self, frame):
         await self.layer.group_send(answer_group(self.message_id), {"type": "chat.frame", "frame": frame})

@@ -214,9 +214,9 @@ def archive(conversation, data):
 def delete(conversation, data):
     """Delete the conversation and its messages; an answer still being written is stopped
     (wherever it runs) and its usage is recorded without the conversation."""
-    streaming = conversation.messages.filter(status=Message.Status.STREAMING).values_list("id", flat=True)
-    for message_id in streaming:
-        async_to_sync(stop_answer)(message_id)
+    streaming = conversation.messages.filter(status=Message.Status.STREAMING).values_list("id", "worker")
+    for message_id, worker in streaming:
+        async_to_sync(stop_answer)(message_id, worker=worker)
     services.delete_conversation(conversation=conversation)
     return None
 

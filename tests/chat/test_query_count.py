@@ -51,8 +51,11 @@ async def test_one_exchange_costs_a_bounded_number_of_statements(chat_config, us
     await socket.send({"type": "send", "client_id": "count-1", "text": "Hello [sim:words 5]", "model": "gpt-4o"})
     answer = await socket.created_answer()
     await socket.done(answer["id"])
-    count = len(statements)
+    # The registry's look at the active config version (at most once a second, in any request)
+    # is not part of an exchange: it lands inside the window or not by the clock.
+    counted = [sql for sql in statements if '"azure_configversion"' not in sql]
+    count = len(counted)
     print(f"SQL statements for one exchange (send to done): {count}")
-    assert 0 < count <= MAX_STATEMENTS, "\n".join(statements)
+    assert 0 < count <= MAX_STATEMENTS, "\n".join(counted)
     stored = await ado(Message.objects.get, id=answer["id"])
     assert stored.status == "complete"
