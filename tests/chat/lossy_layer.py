@@ -11,8 +11,7 @@ that the loss it recovers from really happened.
 import logging
 import os
 
-from channels.layers import InMemoryChannelLayer
-from channels_redis.core import RedisChannelLayer
+from project.layers import InMemoryChannelLayer, RedisChannelLayer
 
 logger = logging.getLogger("lapis.chat")
 

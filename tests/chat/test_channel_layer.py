@@ -113,6 +113,7 @@ async def test_one_control_listener_per_process_not_one_per_answer(chat_config, 
     from apps.chat.generation import running_generation
 
     settings.CHAT_IDLE_TIMEOUT = 15  # eight answers at once on a busy machine
+    settings.CHAT_ANSWERS_AT_ONCE = 0  # more at once than the per-user default allows
     socket = await open_socket(user_a[1])
     answers = []
     for index in range(8):
