@@ -59,6 +59,7 @@ bench: install chromium
 	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.relay $(BENCH_RELAY)
 	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.bodies
 	$(PY) -m tests.bench.images
+	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.bench_budget
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -27,7 +27,7 @@ def spec_with(azure_simulator, add_params, key="gpt-4o-mini", drop=None):
     group["addParams"] = add_params
     if drop:
         group["dropParams"] = drop
-    result = parse_config(yaml.safe_dump(config), environ={"LAPIS_SIM_KEY": azure_simulator.api_key})
+    result = parse_config(yaml.safe_dump(config), environ={"LAPIS_SIM_KEY": azure_simulator.api_key, "CONFIG_ALLOWED_ENDPOINT_HOSTS": "127.0.0.1"})
     assert result.errors == []
     return Registry(result.config).get(key)
 
