@@ -254,6 +254,29 @@ def _maker(request, *, azure, include_usage):
     )
 
 
+def _faults_due(stops, index, total):
+    """The fault markers that act before content chunk ``index`` of ``total`` (a fault's
+    ``after`` beyond a shorter text acts at its end), in marker order."""
+    return [
+        (name, marker)
+        for name, marker in stops.items()
+        if marker is not None and index == min(marker.int_arg("after") or 0, total)
+    ]
+
+
+async def _transport_fault(ex, name):
+    """Run a fault of the connection itself, the same for every stream shape: ``stall`` holds
+    the response open until the client goes, ``drop`` returns mid-response (the server then
+    closes the connection). True when the response is over."""
+    if name == "stall":
+        await ex.disconnected.wait()
+        return True
+    if name == "drop":
+        ex.entry["outcome"] = "error"
+        return True
+    return False
+
+
 async def stream_reply(ex, request, plan, *, headers, azure, include_usage, prompt_tokens,
                        completion_tokens):
     """Write the SSE stream; stream-level faults come from the markers."""
@@ -282,16 +305,9 @@ async def stream_reply(ex, request, plan, *, headers, azure, include_usage, prom
         chunks = [plan.tool_args[i : i + 12] for i in range(0, len(plan.tool_args), 12)] or [""]
         await ex.write(wire.sse(maker.tool_call_start("call_" + uuid.uuid4().hex[:24], plan.tool_name)))
     for index in range(len(chunks) + 1):
-        for name, marker in stops.items():
-            # a fault acts before content chunk number "after" (or at the end of a shorter text)
-            if marker is None or index != min(marker.int_arg("after") or 0, len(chunks)):
-                continue
-            if name == "stall":
-                await ex.disconnected.wait()
+        for name, marker in _faults_due(stops, index, len(chunks)):
+            if await _transport_fault(ex, name):
                 return
-            if name == "drop":
-                ex.entry["outcome"] = "error"
-                return  # returning mid-response makes the server close the connection
             if name == "error_event":
                 ex.entry["outcome"] = "error"
                 await ex.end(wire.sse(wire.error_body(
@@ -581,14 +597,8 @@ async def stream_responses_reply(ex, request, plan, *, body, headers, prompt_tok
     sent, filtered = [], False
     chunks = plan.pieces
     for index in range(len(chunks) + 1):
-        for name, marker in stops.items():
-            if marker is None or index != min(marker.int_arg("after") or 0, len(chunks)):
-                continue
-            if name == "stall":
-                await ex.disconnected.wait()
-                return
-            if name == "drop":
-                ex.entry["outcome"] = "error"
+        for name, _marker in _faults_due(stops, index, len(chunks)):
+            if await _transport_fault(ex, name):
                 return
             if name == "error_event":
                 ex.entry["outcome"] = "error"
