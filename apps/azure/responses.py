@@ -13,6 +13,9 @@ The stream is a series of typed SSE events (``event: <type>`` and a JSON ``data`
         response.reasoning_summary_part.added, response.reasoning_summary_text.delta...,
         response.reasoning_summary_text.done, response.reasoning_summary_part.done
         response.output_item.done
+    [function call] response.output_item.added {item: {type: function_call, call_id, name}}
+        response.function_call_arguments.delta..., response.function_call_arguments.done,
+        response.output_item.done                       (instead of a message item)
     [message item]  response.output_item.added {item: {type: message}}
         response.content_part.added, response.output_text.delta...,
         response.output_text.done, response.content_part.done, response.output_item.done
@@ -30,6 +33,7 @@ from apps.azure.client import (
     Finish,
     ReasoningDelta,
     TextDelta,
+    ToolCall,
     Usage,
     _broken,
     _loads,
@@ -78,13 +82,28 @@ def responses_url(target):
     return responses_base(target, target.base_url.reveal()) + "/responses"
 
 
-def _input_item(message):
-    """One chat message as a Responses input item (its text and images; never reasoning)."""
+def _input_items(message):
+    """One chat message as Responses input items (text and images, never reasoning). An
+    assistant's tool calls become ``function_call`` items and a tool's answer a
+    ``function_call_output``: with ``store: false`` Azure remembers nothing, so a tool round's
+    follow-up carries both."""
     role = message.get("role", "user")
     content = message.get("content")
+    if role == "tool":
+        yield {"type": "function_call_output", "call_id": message.get("tool_call_id", ""),
+               "output": content if isinstance(content, str) else _text_of(content)}
+        return
+    if role == "assistant" and message.get("tool_calls"):
+        if content:
+            yield {"role": "assistant", "content": content if isinstance(content, str) else _text_of(content)}
+        for call in message["tool_calls"]:
+            function = call.get("function") or {}
+            yield {"type": "function_call", "call_id": call.get("id", ""),
+                   "name": function.get("name", ""), "arguments": function.get("arguments", "")}
+        return
     if isinstance(content, str) or role != "user":
-        text = content if isinstance(content, str) else _text_of(content)
-        return {"role": role, "content": text}
+        yield {"role": role, "content": content if isinstance(content, str) else _text_of(content)}
+        return
     parts = []
     for part in content or []:
         if not isinstance(part, dict):
@@ -95,19 +114,38 @@ def _input_item(message):
             image = part.get("image_url") or {}
             parts.append({"type": "input_image", "image_url": image.get("url", ""),
                           "detail": image.get("detail", "auto")})
-    return {"role": role, "content": parts}
+    yield {"role": role, "content": parts}
 
 
-def build_responses_body(model, messages, *, params=None):
+def responses_tools(tools):
+    """Chat-completions function tools in the Responses form: flat, not nested under
+    ``function`` (Azure refuses the nested form with "Missing required parameter
+    'tools[0].name'")."""
+    flat = []
+    for tool in tools or []:
+        function = tool.get("function") or {}
+        flat.append({"type": "function", **{k: function[k] for k in ("name", "description", "parameters")
+                                             if k in function}})
+    return flat
+
+
+def responses_tool_choice(choice):
+    """A chat ``tool_choice`` in the Responses form (``{"type": "function", "name"}``)."""
+    if isinstance(choice, dict) and choice.get("function"):
+        return {"type": "function", "name": choice["function"].get("name")}
+    return choice
+
+
+def build_responses_body(model, messages, *, params=None, tools=None, tool_choice=None):
     """The Responses request body for chat ``messages``: system messages become
     ``instructions``, the rest ``input`` items; the output cap is ``max_output_tokens``;
-    reasoning models ask for a summary. ``store: false``: Lapis keeps the conversation itself,
-    Azure need not."""
+    reasoning models ask for a summary; chat-form ``tools``/``tool_choice`` are sent in the
+    Responses form. ``store: false``: Lapis keeps the conversation itself, Azure need not."""
     body = {"model": model.deployment}
     system = [_text_of(m.get("content")) for m in messages if m.get("role") == "system"]
     if system:
         body["instructions"] = "\n\n".join(system)
-    body["input"] = [_input_item(m) for m in messages if m.get("role") != "system"]
+    body["input"] = [item for m in messages if m.get("role") != "system" for item in _input_items(m)]
     extra = {**(params or {}), **model.add_params}
     cap = extra.pop("max_output_tokens", None) or extra.pop("max_completion_tokens", None)
     cap = cap or extra.pop("max_tokens", None) or model.max_output
@@ -120,6 +158,10 @@ def build_responses_body(model, messages, *, params=None):
             extra.pop(name, None)
         body["reasoning"] = {"summary": "auto"}
     body.update(extra)
+    if tools:
+        body["tools"] = responses_tools(tools)
+        if tool_choice is not None:
+            body["tool_choice"] = responses_tool_choice(tool_choice)
     for name in model.drop_params:
         body.pop(name, None)
     body["stream"] = True
@@ -127,10 +169,13 @@ def build_responses_body(model, messages, *, params=None):
     return body
 
 
-async def stream_responses(model, messages, *, params=None, idle_timeout=60.0, session=None):
+async def stream_responses(
+    model, messages, *, params=None, tools=None, tool_choice=None, idle_timeout=60.0, session=None,
+):
     """Stream one answer from ``model`` through the Responses API; the events and errors of
-    ``client.stream_chat`` plus ``ReasoningDelta`` (see the module docstring)."""
-    body = build_responses_body(model, messages, params=params)
+    ``client.stream_chat`` (``ToolCall`` included) plus ``ReasoningDelta`` (see the module
+    docstring)."""
+    body = build_responses_body(model, messages, params=params, tools=tools, tool_choice=tool_choice)
     url = responses_url(model.target)
     query = responses_query(model.api_version)
     events = stream_events(
@@ -147,12 +192,13 @@ class ResponsesReader:
     ``client.stream_events``). Events it does not need (item and part bookkeeping, ``.done``
     repeats of text already streamed) are skipped."""
 
-    __slots__ = ("model", "done", "error")
+    __slots__ = ("model", "done", "error", "calls")
 
     def __init__(self, model):
         self.model = model
         self.done = False
         self.error = None
+        self.calls = {}  # output_index -> {"id", "name", "arguments"} of function_call items
 
     def read(self, events):
         out = []
@@ -178,6 +224,14 @@ class ResponsesReader:
                 out.append(ReasoningDelta(event["delta"]))
         elif kind == "response.reasoning_summary_part.added" and event.get("summary_index"):
             out.append(ReasoningDelta("\n\n"))  # summary parts are paragraphs
+        elif kind in ("response.output_item.added", "response.output_item.done"):
+            self._function_call(event)
+        elif kind == "response.function_call_arguments.delta":
+            if (call := self.calls.get(event.get("output_index"))) is not None:
+                call["arguments"] += event.get("delta") or ""
+        elif kind == "response.function_call_arguments.done":
+            if (call := self.calls.get(event.get("output_index"))) is not None:
+                call["arguments"] = event.get("arguments") or call["arguments"]
         elif kind == "error":
             raise _stream_error(self.model, {"error": event})
         elif kind in TERMINAL:
@@ -187,6 +241,7 @@ class ResponsesReader:
                 error = response.get("error") or {"message": "the response failed"}
                 raise _stream_error(self.model, {"error": error})
             usage = _usage(response.get("usage"))
+            out.extend(self.pending_calls())
             if kind == "response.incomplete":
                 reason = (response.get("incomplete_details") or {}).get("reason")
                 out.append(Finish("content_filter" if reason == "content_filter" else "length"))
@@ -200,8 +255,23 @@ class ResponsesReader:
     def unfinished(self):
         return _broken(self.model, "the Responses stream ended before response.completed")
 
+    def _function_call(self, event):
+        """Track a ``function_call`` output item; its ``call_id`` is what the follow-up's
+        ``function_call_output`` names."""
+        item = event.get("item")
+        if not isinstance(item, dict) or item.get("type") != "function_call":
+            return
+        call = self.calls.setdefault(event.get("output_index"), {"id": "", "name": "", "arguments": ""})
+        call["id"] = item.get("call_id") or call["id"]
+        call["name"] = item.get("name") or call["name"]
+        if item.get("arguments"):
+            call["arguments"] = item["arguments"]
+
     def pending_calls(self):
-        return []
+        calls = [ToolCall(c["id"], c["name"], c["arguments"])
+                 for _, c in sorted(self.calls.items(), key=lambda kv: kv[0] or 0)]
+        self.calls.clear()
+        return calls
 
 
 def _usage(usage):

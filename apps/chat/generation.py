@@ -335,8 +335,7 @@ class Generation:
         # Only now are image bytes read: for the messages that made it into the prompt.
         messages = await vision.materialise(prompt.messages, images)
         self.accounting = (model, message.conversation.owner_id, message.conversation_id, messages)
-        # The image tool rides on chat completions only: a Responses model answers in text.
-        image_model = None if model.responses_api else imagegen.tool_image_model(model, registry)
+        image_model = imagegen.tool_image_model(model, registry)
         tools = imagegen.tools_for(image_model) if image_model else None
         calls = await self._stream(model, message, messages, tools=tools)
         if calls:
@@ -359,8 +358,8 @@ class Generation:
         calls = []
         if model.responses_api:
             stream = stream_responses(
-                model, messages, params=_user_params(message.conversation),
-                idle_timeout=idle_timeout(),
+                model, messages, params=_user_params(message.conversation), tools=tools,
+                tool_choice=tool_choice, idle_timeout=idle_timeout(),
             )
         else:
             stream = stream_chat(

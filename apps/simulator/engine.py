@@ -486,6 +486,35 @@ def _responses_part(part):
     return None
 
 
+def _responses_item(item, index, calls):
+    """One Responses input item as a chat message, or (param, problem). A ``function_call``
+    becomes an assistant tool call, a ``function_call_output`` the tool's answer; with
+    ``store: false`` nothing is remembered, so an output must follow its call in this input."""
+    if not isinstance(item, dict):
+        return None, (f"input[{index}]", f"input[{index}] must be an object.")
+    kind = item.get("type", "message")
+    if kind == "function_call":
+        call_id, name = item.get("call_id"), item.get("name")
+        if not isinstance(call_id, str) or not isinstance(name, str):
+            return None, (f"input[{index}]", f"input[{index}] needs a 'call_id' and a 'name'.")
+        calls.add(call_id)
+        call = {"id": call_id, "type": "function",
+                "function": {"name": name, "arguments": str(item.get("arguments", ""))}}
+        return {"role": "assistant", "content": None, "tool_calls": [call]}, None
+    if kind == "function_call_output":
+        call_id = item.get("call_id")
+        if call_id not in calls:
+            return None, (f"input[{index}]",
+                          f"No tool call found for function call output with call_id {call_id}.")
+        return {"role": "tool", "tool_call_id": call_id, "content": str(item.get("output", ""))}, None
+    if kind != "message" or "role" not in item:
+        return None, (f"input[{index}]", f"input[{index}] must be a message with a 'role'.")
+    content = item.get("content")
+    if isinstance(content, list):
+        content = [p for p in (_responses_part(part) for part in content) if p]
+    return {"role": item["role"], "content": content}, None
+
+
 def responses_messages(body):
     """The chat messages of a Responses body (``instructions`` + ``input``), or (param, problem)."""
     messages = []
@@ -496,26 +525,57 @@ def responses_messages(body):
         items = [{"role": "user", "content": items}]
     if not isinstance(items, list) or not items:
         return None, ("input", "'input' is a required property")
+    calls = set()
     for index, item in enumerate(items):
-        if not isinstance(item, dict) or item.get("type", "message") != "message" or "role" not in item:
-            return None, (f"input[{index}]", f"input[{index}] must be a message with a 'role'.")
-        content = item.get("content")
-        if isinstance(content, list):
-            content = [p for p in (_responses_part(part) for part in content) if p]
-        messages.append({"role": item["role"], "content": content})
+        message, problem = _responses_item(item, index, calls)
+        if problem:
+            return None, problem
+        messages.append(message)
     return messages, None
 
 
+def responses_tools(body):
+    """A Responses body's function tools in chat form, or (None, (param, problem)). Responses
+    tools are flat (``{"type": "function", "name", "parameters"}``); the chat form nested under
+    ``function`` is refused, as Azure refuses it."""
+    tools = body.get("tools")
+    if tools is None:
+        return [], None
+    if not isinstance(tools, list):
+        return None, ("tools", "'tools' must be an array.")
+    converted = []
+    for index, tool in enumerate(tools):
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            continue  # built-in tools (web_search, ...) are not simulated
+        if not isinstance(tool.get("name"), str):
+            return None, (f"tools[{index}].name", f"Missing required parameter: 'tools[{index}].name'.")
+        function = {k: tool[k] for k in ("name", "description", "parameters") if k in tool}
+        converted.append({"type": "function", "function": function})
+    return converted, None
+
+
+def _chat_tool_choice(choice):
+    """A Responses ``tool_choice`` in chat form (``{"type": "function", "name"}`` is flat)."""
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        return {"type": "function", "function": {"name": choice.get("name")}}
+    return choice
+
+
 def responses_request(body, *, deployment):
-    """A ReplyRequest for a Responses body: its messages as chat messages, its output cap as
-    ``max_completion_tokens`` (so plans and reports work as for chat)."""
+    """A ReplyRequest for a Responses body: its messages as chat messages, its tools and output
+    cap in chat form (so plans and reports work as for chat)."""
     messages, problem = responses_messages(body)
-    if problem:
+    tools, tools_problem = responses_tools(body)
+    if problem or tools_problem:
         request = ReplyRequest(kind="chat", deployment=deployment, body=body)
-        request.problem = problem
+        request.problem = problem or tools_problem
         return request
-    chat_body = {k: v for k, v in body.items() if k not in ("input", "instructions", "tools")}
+    chat_body = {k: v for k, v in body.items() if k not in ("input", "instructions", "tools", "tool_choice")}
     chat_body["messages"] = messages
+    if tools:
+        chat_body["tools"] = tools
+    if "tool_choice" in body:
+        chat_body["tool_choice"] = _chat_tool_choice(body["tool_choice"])
     if body.get("max_output_tokens"):
         chat_body["max_completion_tokens"] = body["max_output_tokens"]
     return ReplyRequest.from_body(chat_body, kind="chat", deployment=deployment)
@@ -587,6 +647,16 @@ async def stream_responses_reply(ex, request, plan, *, body, headers, prompt_tok
         await send("response.output_item.done", output_index=0, item=reasoning)
         output.append(reasoning)
     index_out = len(output)
+    if plan.tool_name:
+        call = await _stream_function_call(ex, send, plan, index_out, gap)
+        if call is None:
+            return
+        output.append(call)
+        thinking = reasoning_tokens(request, summary, count)
+        usage = wire.responses_usage(prompt_tokens, count(plan.tool_args) + thinking, thinking)
+        await ex.end(wire.typed_sse(events.event(
+            "response.completed", response=events.response("completed", output=output, usage=usage))))
+        return
     message_id = "msg_" + uuid.uuid4().hex
     message = {"id": message_id, "type": "message", "status": "in_progress", "content": [],
                "role": "assistant"}
@@ -646,6 +716,28 @@ async def stream_responses_reply(ex, request, plan, *, body, headers, prompt_tok
     await ex.end(wire.typed_sse(final))
 
 
+def _function_call_item(plan, *, status, arguments):
+    return {"id": "fc_" + uuid.uuid4().hex, "type": "function_call", "status": status,
+            "arguments": arguments, "call_id": "call_" + uuid.uuid4().hex[:24], "name": plan.tool_name}
+
+
+async def _stream_function_call(ex, send, plan, index_out, gap):
+    """Stream the plan's function call as a Responses output item (added, argument deltas,
+    done); the finished item, or None when the client went away."""
+    item = _function_call_item(plan, status="in_progress", arguments="")
+    await send("response.output_item.added", output_index=index_out, item=item)
+    where = {"item_id": item["id"], "output_index": index_out}
+    pieces = [plan.tool_args[i : i + 12] for i in range(0, len(plan.tool_args), 12)]
+    for index, piece in enumerate(pieces):
+        if index and not await ex.pause(gap):
+            return None
+        await send("response.function_call_arguments.delta", **where, delta=piece)
+    await send("response.function_call_arguments.done", **where, arguments=plan.tool_args)
+    item = {**item, "status": "completed", "arguments": plan.tool_args}
+    await send("response.output_item.done", output_index=index_out, item=item)
+    return item
+
+
 def full_responses_body(request, plan, *, body, prompt_tokens, count):
     """The non-streamed Responses object (``stream`` false)."""
     events = _responses_maker(request, body)
@@ -654,12 +746,16 @@ def full_responses_body(request, plan, *, body, prompt_tokens, count):
     if request.deployment.reasoning:
         output.append({"id": "rs_" + uuid.uuid4().hex, "type": "reasoning",
                        "summary": [{"type": "summary_text", "text": summary}] if summary else []})
+    thinking = reasoning_tokens(request, summary, count)
+    if plan.tool_name:
+        output.append(_function_call_item(plan, status="completed", arguments=plan.tool_args))
+        usage = wire.responses_usage(prompt_tokens, count(plan.tool_args) + thinking, thinking)
+        return events.response("completed", output=output, usage=usage)
     part = {"type": "output_text", "annotations": [], "text": plan.text}
     incomplete = plan.finish_reason == "length"
     output.append({"id": "msg_" + uuid.uuid4().hex, "type": "message",
                    "status": "incomplete" if incomplete else "completed", "content": [part],
                    "role": "assistant"})
-    thinking = reasoning_tokens(request, summary, count)
     usage = wire.responses_usage(prompt_tokens, count(plan.text) + thinking, thinking)
     return events.response("incomplete" if incomplete else "completed", output=output, usage=usage,
                            incomplete={"reason": "max_output_tokens"} if incomplete else None)

@@ -167,3 +167,39 @@ async def test_a_short_429_is_retried_with_a_notice(responses_config, user_a, op
     done = await socket.done(answer["id"])
     assert done["status"] == "complete"
     assert [r["status"] for r in azure_simulator.requests(deployment=MODEL)] == [429, 200]
+
+
+async def test_the_image_tool_rides_on_the_responses_api_as_a_function_call(
+    responses_config, user_a, open_socket, azure_simulator
+):
+    """A Responses model with plugins gets generate_image as a flat function tool; its
+    function_call makes the picture, and the follow-up carries the call and its output (store
+    is false: Azure remembers neither) with tool_choice none, and the answer continues."""
+    socket = await open_socket(user_a[1])
+    args = json.dumps({"prompt": "a heron at dawn"})
+    await socket.send({"type": "send", "client_id": "rt1", "model": MODEL,
+                       "text": f"Draw a heron [sim:tool name=generate_image args={args}] [sim:report]"})
+    answer = await socket.created_answer()
+    done = await socket.done(answer["id"], timeout=60)
+    assert done["status"] == "complete", done
+    first, follow_up = [r for r in azure_simulator.requests(MODEL) if r["path"] == "/openai/v1/responses"]
+    (tool,) = first["json"]["tools"]
+    assert tool["type"] == "function" and tool["name"] == "generate_image" and "function" not in tool
+    assert set(tool["parameters"]["properties"]) >= {"prompt"}
+    (post,) = [r for r in azure_simulator.requests("dall-e-3") if r["method"] == "POST"]
+    assert post["json"]["prompt"] == "a heron at dawn"
+    call, output = follow_up["json"]["input"][-2:]
+    assert call["type"] == "function_call" and call["name"] == "generate_image"
+    assert json.loads(call["arguments"]) == {"prompt": "a heron at dawn"}
+    assert output == {"type": "function_call_output", "call_id": call["call_id"],
+                      "output": output["output"]}
+    assert output["output"].startswith("Image generated and shown to the user")
+    assert follow_up["json"]["tool_choice"] == "none" and follow_up["json"]["store"] is False
+    text = socket.text_of(answer["id"])
+    report = json.loads(text.split("REPORT ", 1)[1])
+    assert report["roles"][-2:] == ["assistant", "tool"], "the continuation answers the tool result"
+    shown = [a for f in socket.frames if f["type"] == "attachments" and f["message_id"] == answer["id"]
+             for a in f["attachments"]]
+    assert len(shown) == 1 and shown[0]["kind"] == "generated"
+    stored = await Message.objects.aget(id=answer["id"])
+    assert stored.content == text and stored.status == Message.Status.COMPLETE

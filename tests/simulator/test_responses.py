@@ -118,6 +118,13 @@ def test_raw_events_name_their_type_and_end_without_done(azure_simulator):
     ("/openai/v1/responses", {"model": "gpt-4o"}, 400, None),
     ("/openai/deployments/gpt-5-codex/chat/completions?api-version=2024-10-21",
      {"messages": [{"role": "user", "content": "x"}]}, 400, "OperationNotSupported"),
+    # chat-completions tools nested under "function" are not the Responses form
+    ("/openai/v1/responses", {"model": "gpt-4o", "input": "x", "tools": [
+        {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}, 400, None),
+    # with store false nothing is remembered: an output needs its call in the same input
+    ("/openai/v1/responses", {"model": "gpt-4o", "input": [
+        {"role": "user", "content": "x"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "done"}]}, 400, None),
 ])
 def test_refusals(azure_simulator, url, body, status, code):
     with httpx2.Client() as client:
@@ -125,3 +132,38 @@ def test_refusals(azure_simulator, url, body, status, code):
                                headers={"api-key": azure_simulator.api_key})
     assert response.status_code == status
     assert response.json()["error"]["code"] == code
+
+
+FUNCTION_ORDER = ["response.created", "response.in_progress", "response.output_item.added",
+                  "response.function_call_arguments.delta", "response.function_call_arguments.done",
+                  "response.output_item.done", "response.completed"]
+WEATHER = {"type": "function", "name": "get_weather", "description": "Weather for a city",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                          "required": ["city"]}}
+
+
+async def test_a_function_call_streams_as_an_output_item(azure_simulator):
+    """The SDK's typed events for a forced function call: one function_call item whose
+    argument deltas add up to the final arguments, and a completed response holding it."""
+    events = await stream_events(azure_simulator, model="gpt-4o", input="Weather in Oslo?",
+                                 tools=[WEATHER], tool_choice={"type": "function", "name": "get_weather"})
+    assert collapsed(e.type for e in events) == FUNCTION_ORDER
+    added = events[2].item
+    assert added.type == "function_call" and added.name == "get_weather" and added.call_id
+    deltas = "".join(e.delta for e in events if e.type == "response.function_call_arguments.delta")
+    assert json.loads(deltas) == json.loads(events[-3].arguments) == json.loads(events[-2].item.arguments)
+    (item,) = events[-1].response.output
+    assert item.type == "function_call" and item.call_id == added.call_id
+    assert events[-1].response.tools[0].name == "get_weather"
+
+
+async def test_a_follow_up_with_the_call_and_its_output_answers_in_text(azure_simulator):
+    events = await stream_events(azure_simulator, model="gpt-4o", tool_choice="none", tools=[WEATHER], input=[
+        {"role": "user", "content": "Weather in Oslo? [sim:report]"},
+        {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": '{"city": "Oslo"}'},
+        {"type": "function_call_output", "call_id": "call_1", "output": "Sunny, 4 degrees"},
+    ])
+    assert collapsed(e.type for e in events) == TEXT_ORDER
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    report = json.loads(text.split("REPORT ", 1)[1])
+    assert report["roles"] == ["user", "assistant", "tool"]
