@@ -26,10 +26,14 @@ does; ``response.incomplete`` ends with finish reason ``length`` (max_output_tok
 ``content_filter``. A body that ends before one of the three final events is broken.
 """
 
+import asyncio
 from contextlib import aclosing
 
 from apps.azure.client import (
     SAMPLING_PARAMS,
+    SIDE_CALL_OWNED,
+    SIDE_CALLS,
+    Completion,
     Finish,
     ReasoningDelta,
     TextDelta,
@@ -136,17 +140,22 @@ def responses_tool_choice(choice):
     return choice
 
 
-def build_responses_body(model, messages, *, params=None, tools=None, tool_choice=None):
+def build_responses_body(model, messages, *, params=None, tools=None, tool_choice=None, purpose="chat"):
     """The Responses request body for chat ``messages``: system messages become
     ``instructions``, the rest ``input`` items; the output cap is ``max_output_tokens``;
-    reasoning models ask for a summary; chat-form ``tools``/``tool_choice`` are sent in the
-    Responses form. ``store: false``: Lapis keeps the conversation itself, Azure need not."""
+    reasoning models ask for a summary of answers; chat-form ``tools``/``tool_choice`` are sent
+    in the Responses form. ``purpose`` "title" or "summary" keeps the call's own cap and format
+    from ``params``, as ``client.merge_params`` does. ``store: false``: Lapis keeps the
+    conversation itself, Azure need not."""
     body = {"model": model.deployment}
     system = [_text_of(m.get("content")) for m in messages if m.get("role") == "system"]
     if system:
         body["instructions"] = "\n\n".join(system)
     body["input"] = [item for m in messages if m.get("role") != "system" for item in _input_items(m)]
-    extra = {**(params or {}), **model.add_params}
+    added = model.add_params
+    if purpose in SIDE_CALLS:
+        added = {name: value for name, value in added.items() if name not in SIDE_CALL_OWNED}
+    extra = {**(params or {}), **added}
     cap = extra.pop("max_output_tokens", None) or extra.pop("max_completion_tokens", None)
     cap = cap or extra.pop("max_tokens", None) or model.max_output
     extra.pop("max_tokens", None)
@@ -156,7 +165,8 @@ def build_responses_body(model, messages, *, params=None, tools=None, tool_choic
     if model.reasoning:
         for name in SAMPLING_PARAMS:
             extra.pop(name, None)
-        body["reasoning"] = {"summary": "auto"}
+        if purpose not in SIDE_CALLS:  # nobody reads a title's reasoning
+            body["reasoning"] = {"summary": "auto"}
     body.update(extra)
     if tools:
         body["tools"] = responses_tools(tools)
@@ -185,6 +195,39 @@ async def stream_responses(
     async with aclosing(events):
         async for event in events:
             yield event
+
+
+async def complete_responses(
+    model, messages, *, params=None, tools=None, tool_choice=None, timeout=30.0, purpose="chat",
+):
+    """One whole answer through the Responses API, as ``client.complete_chat`` returns it (a
+    ``Completion``; raises UpstreamError): the stream read to its end within ``timeout``
+    seconds, so retries, errors and the content filter are those of a streamed answer."""
+    body = build_responses_body(
+        model, messages, params=params, tools=tools, tool_choice=tool_choice, purpose=purpose,
+    )
+    events = stream_events(
+        model, responses_url(model.target), responses_query(model.api_version), body,
+        reader=ResponsesReader(model), idle_timeout=timeout,
+    )
+    text, calls, finish, usage = [], [], None, None
+    try:
+        async with asyncio.timeout(timeout), aclosing(events):
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    text.append(event.text)
+                elif isinstance(event, ToolCall):
+                    calls.append(event)
+                elif isinstance(event, Finish):
+                    finish = event.reason
+                elif isinstance(event, Usage):
+                    usage = event
+    except TimeoutError:
+        raise UpstreamError(
+            "upstream_stalled", "The model did not answer in time. Try again.",
+            admin_detail=_where(model) + f": no complete Responses answer within {timeout:g} s",
+        ) from None
+    return Completion("".join(text), calls, finish, usage)
 
 
 class ResponsesReader:

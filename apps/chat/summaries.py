@@ -18,7 +18,7 @@ and the answer's notice says how many, and why.
 import asyncio
 import logging
 
-from apps.azure.client import complete_chat
+from apps.azure.calls import complete
 from apps.azure.errors import UpstreamError
 from apps.azure.tokens import count_message, count_messages, count_text
 from apps.chat.budget import UnusableOutput, record_failure, record_usage
@@ -183,7 +183,7 @@ async def extend_summary(*, conversation, branch, model, previous, summary_model
     messages = _request(previous=previous, overflow=overflow, summary_model=summary_model, reserve=reserve)
     cap = reserve - SUMMARY_FRAMING
     params = {"max_tokens": cap * 4 + 1024 if summary_model.reasoning else max(cap, 32)}
-    completion = await complete_chat(
+    completion = await complete(
         summary_model, messages, params=params, timeout=SUMMARY_TIMEOUT, purpose="summary"
     )
     text = clean_summary(completion.text)

@@ -23,7 +23,7 @@ import unicodedata
 
 from channels.layers import get_channel_layer
 
-from apps.azure.client import complete_chat
+from apps.azure.calls import complete
 from apps.azure.errors import UpstreamError
 from apps.azure.registry import aget_registry
 from apps.chat import protocol
@@ -171,7 +171,7 @@ async def ask_title_model(*, model, method, text, user_id, conversation_id):
     """One call to the title model; returns the cleaned title or raises UpstreamError/UnusableOutput."""
     messages, tools, tool_choice, max_tokens = title_request(method=method, text=text)
     params = {"max_tokens": REASONING_MAX_TOKENS if model.reasoning else max_tokens}
-    completion = await complete_chat(
+    completion = await complete(
         model, messages, params=params, tools=tools, tool_choice=tool_choice, timeout=TITLE_TIMEOUT,
         purpose="title",
     )

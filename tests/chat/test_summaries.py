@@ -166,3 +166,25 @@ async def test_context_endpoint_is_owner_only(config, user_a, user_b):
         "small-window",
     )
     assert data["used"] == expected
+
+
+async def test_a_responses_only_summary_model_summarises_through_the_responses_api(
+    config, user_a, open_socket, azure_simulator
+):
+    group = {"group": "responses", "apiKey": "${LAPIS_SIM_KEY}", "endpoint": azure_simulator.url,
+             "useResponsesApi": True, "models": {"gpt-5-codex": {"deploymentName": "gpt-5-codex"}}}
+    registry = await config(summaryModel="gpt-5-codex", extra_groups=[group])
+    user, client = user_a
+    conversation = await ado(seed, user)
+    socket = await open_socket(client)
+    done = await ask(socket, conversation, "What was point 2 about?", "r1")
+    assert done["status"] == "complete"
+    [call] = azure_simulator.requests(deployment="gpt-5-codex")
+    assert call["path"] == "/openai/v1/responses" and call["status"] == 200
+    assert call["json"]["instructions"].startswith(SUMMARY_MARK) and "reasoning" not in call["json"]
+    assert "Point 0:" in call["json"]["input"][0]["content"]
+    summary = await Summary.objects.aget()
+    assert summary.model_key == "gpt-5-codex" and summary.text
+    chat = azure_simulator.requests(deployment="small-window")[-1]
+    assert chat["json"]["messages"][0]["content"] == f"{SUMMARY_HEADING}\n\n{summary.text}"
+    assert_fits(chat, registry)

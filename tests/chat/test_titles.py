@@ -55,6 +55,12 @@ async def first_exchange(socket, text, model="gpt-4o"):
     return answer
 
 
+async def title_frame(socket):
+    """The title frame: the task is done, but its frame may still be on its way to the socket."""
+    found = title_frames(socket)
+    return found[0] if found else await socket.until(lambda f: f["type"] == "title", timeout=10)
+
+
 def title_frames(socket):
     return [f for f in socket.frames if f["type"] == "title"]
 
@@ -73,7 +79,8 @@ async def test_completion_method_asks_the_title_model_for_plain_text(config, use
     assert body["max_tokens"] == titles.TITLE_MAX_TOKENS
 
     conversation = await Conversation.objects.aget(id=answer["conversation_id"])
-    [frame] = title_frames(socket)
+    frame = await title_frame(socket)
+    assert len(title_frames(socket)) == 1
     assert frame == {"type": "title", "conversation_id": str(conversation.id), "title": conversation.title}
     assert conversation.title_source == Conversation.TitleSource.MODEL
     # The simulator answers prose; what is left after cleaning is its first sentence, no markdown.
@@ -102,7 +109,7 @@ async def test_functions_method_forces_set_title_and_uses_its_argument(config, u
     conversation = await Conversation.objects.aget(id=answer["conversation_id"])
     assert conversation.title == short_title(text) == "Compare Sourdough And Rye Starters"
     assert conversation.title_source == Conversation.TitleSource.MODEL
-    assert title_frames(socket)[0]["title"] == conversation.title
+    assert (await title_frame(socket))["title"] == conversation.title
     # The chat answer itself went to the chat model, without the title tool.
     [chat] = azure_simulator.requests(deployment="gpt-4o")
     # The title's forced function never reaches the answer (plugins offer only generate_image).
@@ -122,7 +129,7 @@ async def test_failing_title_model_gives_fallback_and_admin_record(config, user_
     conversation = await Conversation.objects.aget(id=answer["conversation_id"])
     assert conversation.title == fallback_title(text) == "What should we name the new internal wiki…"
     assert conversation.title_source == Conversation.TitleSource.FALLBACK
-    assert title_frames(socket)[0]["title"] == conversation.title
+    assert (await title_frame(socket))["title"] == conversation.title
     failure = await BackgroundCallFailure.objects.aget()
     assert (failure.purpose, failure.model_key, failure.error_code) == ("title", "ghost", "deployment_not_found")
     assert "no-such-deployment" in failure.admin_detail and failure.conversation_id == conversation.id
@@ -237,3 +244,38 @@ async def test_add_params_for_answers_never_reach_the_title_call(
     assert conversation.title_source == Conversation.TitleSource.MODEL
     [chat] = azure_simulator.requests(deployment="gpt-4o")
     assert chat["json"]["max_tokens"] == 2048 and chat["json"]["response_format"] == {"type": "json_object"}
+
+
+@pytest.mark.parametrize("method", ["completion", "functions"])
+async def test_a_responses_only_model_writes_titles_through_the_responses_api(
+    method, azure_simulator, activate_config, settings, user_a, open_socket
+):
+    """gpt-5-codex is served only at /openai/v1/responses: as the title model it gets the title
+    call there, with the title's own cap (its group's addParams cap is for answers), no
+    reasoning summary, and set_title as a flat function tool when the method is functions."""
+    settings.CHAT_IDLE_TIMEOUT = 5
+    group = {"group": "responses", "apiKey": "${LAPIS_SIM_KEY}", "endpoint": azure_simulator.url,
+             "useResponsesApi": True, "addParams": {"max_output_tokens": 2048},
+             "models": {"gpt-5-codex": {"deploymentName": "gpt-5-codex"}}}
+    await ado(activate_config, azure_simulator.config_yaml(
+        titleMethod=method, titleModel="gpt-5-codex", extra_groups=[group]))
+    azure_simulator.reset()
+    socket = await open_socket(user_a[1])
+    text = "Compare sourdough and rye starters for a beginner baker"
+    answer = await first_exchange(socket, text)
+
+    [request] = azure_simulator.requests(deployment="gpt-5-codex")
+    assert request["path"] == "/openai/v1/responses" and request["status"] == 200
+    body = request["json"]
+    assert body["max_output_tokens"] == titles.REASONING_MAX_TOKENS and "reasoning" not in body
+    assert body["store"] is False and "same language" in body["instructions"]
+    conversation = await Conversation.objects.aget(id=answer["conversation_id"])
+    assert conversation.title_source == Conversation.TitleSource.MODEL
+    if method == "functions":
+        assert body["tools"][0]["name"] == "set_title"
+        assert body["tool_choice"] == {"type": "function", "name": "set_title"}
+        assert conversation.title == short_title(text)
+    else:
+        assert "tools" not in body and conversation.title.startswith("Here is a short note on ")
+    usage = await UsageRecord.objects.aget(purpose="title")
+    assert usage.deployment == "gpt-5-codex" and usage.completion_tokens > 0
