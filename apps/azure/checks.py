@@ -57,6 +57,34 @@ def check_config_allow_lists(app_configs=None, **kwargs):
     return problems
 
 
+def check_entra_identity(app_configs=None, **kwargs):
+    """The Entra guard's settings: DEBUG without ENTRA_LOCAL_IDENTITY_ONLY lets azure-identity
+    probe the cloud metadata address from a developer's machine (lapis.W004); with the guard on,
+    a non-local IDENTITY_ENDPOINT is a contradiction every Entra call would fail on (lapis.E004)."""
+    import os
+
+    from apps.azure.client import local_identity_problem
+
+    if not settings.ENTRA_LOCAL_IDENTITY_ONLY:
+        if settings.DEBUG:
+            return [checks.Warning(
+                "DEBUG is on and ENTRA_LOCAL_IDENTITY_ONLY is off: an authMode: entra model lets "
+                "azure-identity try the cloud metadata address 169.254.169.254.",
+                hint="Set ENTRA_LOCAL_IDENTITY_ONLY=1 and point IDENTITY_ENDPOINT/IDENTITY_HEADER "
+                "at the simulator's /msi/token, as make run does.",
+                id="lapis.W004")]
+        return []
+    problem = local_identity_problem()
+    if problem and os.environ.get("IDENTITY_ENDPOINT"):
+        return [checks.Error(
+            f"ENTRA_LOCAL_IDENTITY_ONLY is on and {problem}: every authMode: entra call will "
+            "fail with auth_failed.",
+            hint="Point IDENTITY_ENDPOINT at a loopback identity endpoint (the simulator's "
+            "/msi/token) with IDENTITY_HEADER, or set ENTRA_LOCAL_IDENTITY_ONLY=0 in production.",
+            id="lapis.E004")]
+    return []
+
+
 def _is_ipv6(host):
     import ipaddress
 

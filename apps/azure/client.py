@@ -133,6 +133,21 @@ def _target_key(target):
             target.auth_mode, key, headers)
 
 
+def local_identity_problem():
+    """Why the local identity endpoint can't be used (IDENTITY_ENDPOINT on a loopback host and
+    IDENTITY_HEADER, as the simulator's ``/msi/token`` is reached), or None when it can."""
+    endpoint = os.environ.get("IDENTITY_ENDPOINT", "")
+    try:
+        host = urlsplit(endpoint).hostname or ""
+    except ValueError:
+        host = ""
+    if not endpoint or not os.environ.get("IDENTITY_HEADER"):
+        return "IDENTITY_ENDPOINT and IDENTITY_HEADER are not both set"
+    if not _is_loopback(host):
+        return f"IDENTITY_ENDPOINT's host {host or '(none)'} is not a loopback address"
+    return None
+
+
 def require_local_identity():
     """With ENTRA_LOCAL_IDENTITY_ONLY (DEBUG, the tests, ``make run``) Entra must use the local
     identity endpoint: raise UpstreamError unless IDENTITY_ENDPOINT (on a loopback host) and
@@ -140,16 +155,8 @@ def require_local_identity():
     probe the cloud metadata address 169.254.169.254 (and wait for it to time out)."""
     if not getattr(settings, "ENTRA_LOCAL_IDENTITY_ONLY", False):
         return
-    endpoint = os.environ.get("IDENTITY_ENDPOINT", "")
-    try:
-        host = urlsplit(endpoint).hostname or ""
-    except ValueError:
-        host = ""
-    if not endpoint or not os.environ.get("IDENTITY_HEADER"):
-        problem = "IDENTITY_ENDPOINT and IDENTITY_HEADER are not both set"
-    elif not _is_loopback(host):
-        problem = f"IDENTITY_ENDPOINT's host {host or '(none)'} is not a loopback address"
-    else:
+    problem = local_identity_problem()
+    if problem is None:
         return
     raise UpstreamError(
         "auth_failed",

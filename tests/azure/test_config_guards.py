@@ -336,3 +336,27 @@ def test_allow_list_entries_that_could_never_match_are_system_check_errors(monke
         ("lapis.E002", "'*'"), ("lapis.E002", "'TEAM-'"),
         ("lapis.E003", "'127.0.0.1:8001'"), ("lapis.E003", "'http://gw.local'"),
     ]
+
+
+def test_the_entra_guard_settings_are_system_checks(monkeypatch, settings):
+    """Registered with manage.py check: a non-local identity endpoint under the guard is an
+    error (every Entra call would fail), DEBUG without the guard a warning; the simulator's
+    local endpoint, or production without the guard, passes."""
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    from apps.azure.checks import check_entra_identity
+
+    settings.ENTRA_LOCAL_IDENTITY_ONLY = True
+    monkeypatch.setenv("IDENTITY_HEADER", "h")
+    monkeypatch.setenv("IDENTITY_ENDPOINT", "http://169.254.169.254/metadata/identity/oauth2/token")
+    with pytest.raises(SystemCheckError, match=r"lapis\.E004.*169\.254\.169\.254 is not a loopback"):
+        call_command("check")
+    monkeypatch.setenv("IDENTITY_ENDPOINT", "http://127.0.0.1:8001/msi/token")
+    assert check_entra_identity() == []
+    monkeypatch.delenv("IDENTITY_ENDPOINT")
+    assert check_entra_identity() == [], "no endpoint at all: Entra models fail at call time, said there"
+    settings.ENTRA_LOCAL_IDENTITY_ONLY, settings.DEBUG = False, True
+    assert [problem.id for problem in check_entra_identity()] == ["lapis.W004"]
+    settings.DEBUG = False
+    assert check_entra_identity() == []
