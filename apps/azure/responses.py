@@ -140,6 +140,16 @@ def responses_tool_choice(choice):
     return choice
 
 
+def responses_text_format(response_format):
+    """A chat ``response_format`` as the Responses ``text.format``: ``json_schema`` is flat
+    there (``name``, ``schema``, ``strict`` beside ``type``), the other types are the same."""
+    if not isinstance(response_format, dict):
+        return response_format
+    if response_format.get("type") == "json_schema" and isinstance(response_format.get("json_schema"), dict):
+        return {"type": "json_schema", **response_format["json_schema"]}
+    return response_format
+
+
 def build_responses_body(model, messages, *, params=None, tools=None, tool_choice=None, purpose="chat"):
     """The Responses request body for chat ``messages``: system messages become
     ``instructions``, the rest ``input`` items; the output cap is ``max_output_tokens``;
@@ -167,6 +177,8 @@ def build_responses_body(model, messages, *, params=None, tools=None, tool_choic
             extra.pop(name, None)
         if purpose not in SIDE_CALLS:  # nobody reads a title's reasoning
             body["reasoning"] = {"summary": "auto"}
+    if (response_format := extra.pop("response_format", None)) is not None:
+        body["text"] = {"format": responses_text_format(response_format)}
     body.update(extra)
     if tools:
         body["tools"] = responses_tools(tools)

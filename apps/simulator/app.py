@@ -296,6 +296,8 @@ class Simulator:
             await self._respond(ex, *wire.deployment_not_found())
             return
         request = engine.responses_request(body, deployment=deployment)
+        if not request.problem and (problem := _responses_json_mode_problem(body)):
+            request.problem = ("text.format", problem)
         if request.problem:
             await self._respond(ex, *wire.invalid_request(request.problem[1], param=request.problem[0]))
             return
@@ -554,6 +556,18 @@ class Simulator:
             await ex.respond(200, {"ok": True, "deployments": sorted(self.config.deployments)})
         else:
             await ex.respond(404, {"error": {"code": "404", "message": "Resource not found"}})
+
+
+def _responses_json_mode_problem(body):
+    """The Responses API's 400 for ``text.format`` ``json_object`` when no input says JSON."""
+    text_format = (body.get("text") or {}).get("format") if isinstance(body.get("text"), dict) else None
+    if not isinstance(text_format, dict) or text_format.get("type") != "json_object":
+        return None
+    said = json.dumps([body.get("instructions") or "", body.get("input") or ""], ensure_ascii=False)
+    if "json" in said.lower():
+        return None
+    return ("Response input messages must contain the word 'json' in some form to use "
+            "'text.format' of type 'json_object'.")
 
 
 def _json_mode_problem(body):

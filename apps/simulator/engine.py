@@ -561,9 +561,20 @@ def _chat_tool_choice(choice):
     return choice
 
 
+# Chat parameters the Responses API refuses by name, with where they went.
+MOVED_IN_RESPONSES = {"response_format": "text.format", "max_tokens": "max_output_tokens",
+                      "max_completion_tokens": "max_output_tokens", "messages": "input"}
+
+
 def responses_request(body, *, deployment):
     """A ReplyRequest for a Responses body: its messages as chat messages, its tools and output
     cap in chat form (so plans and reports work as for chat)."""
+    for name, moved in MOVED_IN_RESPONSES.items():
+        if name in body:
+            request = ReplyRequest(kind="chat", deployment=deployment, body=body)
+            request.problem = (name, f"Unsupported parameter: '{name}'. In the Responses API, this "
+                               f"parameter has moved to '{moved}'. Try again with the new parameter.")
+            return request
     messages, problem = responses_messages(body)
     tools, tools_problem = responses_tools(body)
     if problem or tools_problem:

@@ -2,6 +2,8 @@
 and the Entra guard: in tests and the demo, Entra never lets azure-identity reach the cloud
 metadata address."""
 
+import json
+
 import pytest
 
 from apps.azure import client
@@ -171,3 +173,26 @@ async def test_entra_with_the_local_endpoint_streams_responses(monkeypatch, azur
     (entry,) = azure_simulator.requests(deployment="gpt-4o")
     assert entry["headers"]["authorization"] == "Bearer ***" and entry["status"] == 200
     assert any(e["path"] == "/msi/token" for e in azure_simulator.requests())
+
+
+@pytest.mark.parametrize(("response_format", "text_format"), [
+    ({"type": "json_object"}, {"type": "json_object"}),
+    ({"type": "json_schema", "json_schema": {"name": "plan", "schema": {"type": "object"}, "strict": True}},
+     {"type": "json_schema", "name": "plan", "schema": {"type": "object"}, "strict": True}),
+])
+async def test_a_response_format_goes_out_as_text_format_and_the_upstream_takes_it(
+    azure_simulator, response_format, text_format
+):
+    """addParams written for chat/completions (``response_format``) reach a Responses model as
+    ``text.format``, flat for json_schema; the simulator, like Azure, refuses the chat name."""
+    azure_simulator.reset()
+    spec = registry(
+        f"apiKey: ${{LAPIS_KEY}}\nendpoint: {azure_simulator.url}\nuseResponsesApi: true\n"
+        f"addParams:\n  response_format: {json.dumps(response_format)}",
+        "gpt-4o: {deploymentName: gpt-4o}").get("gpt-4o")
+    assert build_responses_body(spec, [{"role": "user", "content": "x"}])["text"] == {"format": text_format}
+    events = await collect(spec, "Answer in JSON [sim:words 5]")
+    assert any(isinstance(e, TextDelta) for e in events)
+    (entry,) = azure_simulator.requests("gpt-4o")
+    assert entry["status"] == 200 and "response_format" not in entry["json"]
+    assert entry["json"]["text"] == {"format": text_format}

@@ -121,6 +121,13 @@ def test_raw_events_name_their_type_and_end_without_done(azure_simulator):
     # chat-completions tools nested under "function" are not the Responses form
     ("/openai/v1/responses", {"model": "gpt-4o", "input": "x", "tools": [
         {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}, 400, None),
+    # chat parameters moved elsewhere in the Responses API are refused by name
+    ("/openai/v1/responses", {"model": "gpt-4o", "input": "json please",
+                              "response_format": {"type": "json_object"}}, 400, None),
+    ("/openai/v1/responses", {"model": "gpt-4o", "input": "x", "max_tokens": 5}, 400, None),
+    # json_object needs the word JSON somewhere in the input, as on chat/completions
+    ("/openai/v1/responses", {"model": "gpt-4o", "input": "x", "text": {"format": {"type": "json_object"}}},
+     400, None),
     # with store false nothing is remembered: an output needs its call in the same input
     ("/openai/v1/responses", {"model": "gpt-4o", "input": [
         {"role": "user", "content": "x"},
