@@ -122,6 +122,8 @@ DEBUG = env_bool("DEBUG", False)
 # the cloud metadata address. On by default with DEBUG; the tests and `make run` turn it on.
 ENTRA_LOCAL_IDENTITY_ONLY = env_bool("ENTRA_LOCAL_IDENTITY_ONLY", DEBUG)
 SECRET_KEY = load_or_create_secret_key(DATA_DIR)
+# Fernet keys for the model-group keys typed in the admin (apps/azure/secrets.py); the first encrypts.
+LAPIS_SECRETS_KEYS = os.environ.get("LAPIS_SECRETS_KEYS", "")
 LAPIS_HTTPS = env_bool("LAPIS_HTTPS", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")

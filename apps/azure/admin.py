@@ -20,8 +20,9 @@ from django.urls import path, reverse
 
 from apps.azure import selectors
 from apps.azure.config import ENV_REF, MAX_BYTES, parse_config
-from apps.azure.models import ConfigVersion
+from apps.azure.models import ConfigVersion, StoredSecret
 from apps.azure.registry import Registry
+from apps.azure.secrets import KEY_NAME, MAX_VALUE_CHARS
 from apps.azure.services import ConfigInvalid, activate_version, load_version
 
 
@@ -350,3 +351,59 @@ class ConfigVersionAdmin(admin.ModelAdmin):
         else:
             messages.success(request, f"Configuration version {version.pk} is now active.")
         return redirect(reverse("admin:azure_configversion_change", args=[version.pk]))
+
+
+class StoredSecretForm(forms.ModelForm):
+    """Name and value of a stored key; the value is write-only (never rendered back)."""
+
+    value = forms.CharField(
+        required=False, strip=True, max_length=MAX_VALUE_CHARS,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Shown never again. Leave empty to keep the stored value.",
+    )
+
+    class Meta:
+        model = StoredSecret
+        fields = ("name",)
+        help_texts = {"name": "Referenced in the YAML as ${secret:NAME} (letters, digits, _)."}
+
+    def clean_name(self):
+        name = self.cleaned_data["name"]
+        if not KEY_NAME.match(name):
+            raise forms.ValidationError("Use letters, digits and _ only, not starting with a digit (at most 64).")
+        return name
+
+    def clean(self):
+        data = super().clean()
+        if not self.instance.pk and not data.get("value"):
+            self.add_error("value", "Type the key's value.")
+        if any(ch in (data.get("value") or "") for ch in "\r\n\x00"):
+            self.add_error("value", "The value can't hold line breaks or NUL characters.")
+        return data
+
+    def save(self, commit=True):
+        secret = super().save(commit=False)
+        if self.cleaned_data.get("value"):
+            secret.set_value(self.cleaned_data["value"])
+        if commit:
+            secret.save()
+        return secret
+
+
+@admin.register(StoredSecret)
+class StoredSecretAdmin(admin.ModelAdmin):
+    """Keys typed here are encrypted at rest and referenced from the YAML as ``${secret:NAME}``;
+    the registry of every process picks up a change within a second."""
+
+    form = StoredSecretForm
+    list_display = ("name", "reference", "updated", "updated_by")
+    readonly_fields = ("updated", "updated_by")
+    search_fields = ("name",)
+
+    @admin.display(description="In the YAML")
+    def reference(self, obj):
+        return f"${{secret:{obj.name}}}"
+
+    def save_model(self, request, obj, form, change):
+        obj.updated_by = request.user
+        super().save_model(request, obj, form, change)

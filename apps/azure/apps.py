@@ -16,5 +16,7 @@ class AzureConfig(AppConfig):
         checks.register(azure_checks.check_config_path, "lapis", deploy=True)
         checks.register(azure_checks.check_config_allow_lists, "lapis")
         checks.register(azure_checks.check_entra_identity, "lapis")
+        checks.register(azure_checks.check_secrets_keys, "lapis")
+        checks.register(azure_checks.check_secrets_keys_deploy, "lapis", deploy=True)
         at_startup(azure_checks.load_config_path_at_start)
         at_startup(load_encodings)

@@ -85,6 +85,29 @@ def check_entra_identity(app_configs=None, **kwargs):
     return []
 
 
+def check_secrets_keys(app_configs=None, **kwargs):
+    """LAPIS_SECRETS_KEYS entries must be Fernet keys (lapis.E005)."""
+    from apps.azure.secrets import cipher
+
+    try:
+        cipher()
+    except ValueError as exc:
+        return [checks.Error(str(exc), hint="Make one with: python -c \"from cryptography.fernet import "
+                             "Fernet; print(Fernet.generate_key().decode())\"", id="lapis.E005")]
+    return []
+
+
+def check_secrets_keys_deploy(app_configs=None, **kwargs):
+    """Without LAPIS_SECRETS_KEYS the stored keys are encrypted under a key derived from
+    SECRET_KEY, which often lives beside the database (lapis.W005, deploy only)."""
+    if settings.LAPIS_SECRETS_KEYS.strip():
+        return []
+    return [checks.Warning(
+        "LAPIS_SECRETS_KEYS is not set: keys typed in the admin are encrypted under a key derived "
+        "from SECRET_KEY.", hint="Set LAPIS_SECRETS_KEYS to a Fernet key kept apart from the database.",
+        id="lapis.W005")]
+
+
 def _is_ipv6(host):
     import ipaddress
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import yaml
+from django.db import DatabaseError
 
 MAX_BYTES = 256 * 1024
 MAX_ALIASES = 64
@@ -47,8 +48,11 @@ FORBIDDEN_VARS = frozenset(
         "AZURE_PASSWORD",
         "IDENTITY_HEADER",
         "MSI_SECRET",
+        "LAPIS_SECRETS_KEYS",
     }
 )
+# ``${secret:NAME}``: a key typed in the admin (apps/azure/secrets.py), instead of the environment.
+SECRET_REF_PREFIX = "secret:"
 LEGACY_VARS = (
     "AZURE_API_KEY",
     "AZURE_OPENAI_API_INSTANCE_NAME",
@@ -352,9 +356,10 @@ def non_public_reason(host):
 
 
 class _Validator:
-    def __init__(self, loader, environ):
+    def __init__(self, loader, environ, secrets=None):
         self.loader = loader
         self.environ = environ
+        self._secrets = secrets  # {name: value}, or a callable giving it, read at first use
         self.prefixes = allowed_variable_prefixes(environ)
         self.allowed_hosts = allowed_endpoint_hosts(environ)
         self.referenced = set()  # environment variables the file uses
@@ -512,6 +517,10 @@ class _Validator:
                         f"not the environment variable {name} (which is set)",
                     )
                 return match.group(0)
+            if name.startswith(SECRET_REF_PREFIX):
+                value = self.stored_secret(name[len(SECRET_REF_PREFIX):], path, node)
+                ok = ok and value is not None
+                return value or ""
             if not ENV_NAME.match(name):
                 self.error(path, node, f"${{{name[:40]}}} is not a valid environment variable reference")
                 ok = False
@@ -548,6 +557,29 @@ class _Validator:
             self.error(path, node, "still holds ${ after its environment variables are expanded (an unclosed ${, or a variable whose value holds one)")
             return None
         return resolved
+
+    def stored_secret(self, name, path, node):
+        """The value of stored key ``name`` (Admin → Stored keys), or None (error reported)."""
+        from apps.azure.secrets import KEY_NAME, SecretUnreadable
+
+        if not KEY_NAME.match(name):
+            self.error(path, node, f"${{secret:{name[:40]}}} is not a valid stored key name (letters, digits, _)")
+            return None
+        if callable(self._secrets):
+            try:
+                self._secrets = self._secrets()
+            except DatabaseError:
+                self._secrets = {}
+                self.error(path, node, "stored keys can't be read (is the database migrated?)")
+                return None
+        value = (self._secrets or {}).get(name)
+        if value is None:
+            self.error(path, node, f"stored key {name} is not set: add it in the admin (Stored keys) or use an environment variable")
+            return None
+        if isinstance(value, SecretUnreadable):
+            self.error(path, node, str(value))
+            return None
+        return value
 
     # ---- sections --------------------------------------------------------------------------
     def scan(self, root):
@@ -1007,9 +1039,19 @@ def read_config_file(path):
         raise ConfigFileError(f"{path} is not UTF-8 text (byte {exc.start})") from None
 
 
-def parse_config(text, *, environ=None):
-    """Validate ``text``; every problem is reported at once. See the module docstring."""
+def _read_stored_secrets():
+    from apps.azure.secrets import stored_secrets
+
+    return stored_secrets()
+
+
+def parse_config(text, *, environ=None, secrets=None):
+    """Validate ``text``; every problem is reported at once. See the module docstring.
+
+    ``secrets``: the stored keys ``${secret:NAME}`` may name ({name: value}); by default they
+    are read from the database, and only when the text references one."""
     environ = os.environ if environ is None else environ
+    secrets = _read_stored_secrets if secrets is None else secrets
     warnings = []
     if isinstance(text, bytes):
         try:
@@ -1023,7 +1065,7 @@ def parse_config(text, *, environ=None):
         root = loader.get_single_node()
         if root is None:
             return LoadResult(None, [Problem("", 1, 1, "the file is empty")], warnings)
-        validator = _Validator(loader, environ)
+        validator = _Validator(loader, environ, secrets)
         config = validator.document(root)
     except _LimitExceeded as exc:
         mark = exc.mark

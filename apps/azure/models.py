@@ -38,3 +38,27 @@ class ConfigVersion(models.Model):
     def __str__(self):
         state = " (active)" if self.is_active else ""
         return f"Version {self.pk} from {self.get_source_display()}{state}"
+
+
+class StoredSecret(models.Model):
+    """A model-group key typed in the admin, referenced as ``${secret:NAME}``. Only the Fernet
+    token is stored (apps.azure.secrets); the value is never shown again."""
+
+    name = models.CharField(max_length=64, unique=True)
+    ciphertext = models.TextField(editable=False)
+    updated = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "stored key"
+
+    def __str__(self):
+        return self.name
+
+    def set_value(self, value):
+        from apps.azure import secrets
+
+        self.ciphertext = secrets.encrypt(value)

@@ -333,7 +333,8 @@ EMPTY = Registry()
 _lock = threading.Lock()
 # "unusable": the id of an active version this process could not use (kept so that it is not
 # parsed again every CHECK_INTERVAL).
-_state = {"registry": EMPTY, "checked": 0.0, "unusable": None}
+# "keys": the stored keys' stamp the registry was parsed with.
+_state = {"registry": EMPTY, "checked": 0.0, "unusable": None, "keys": None}
 
 
 def registry_from_text(text, *, version_id=None, environ=None):
@@ -352,17 +353,32 @@ def registry_from_text(text, *, version_id=None, environ=None):
 
 
 def _active_version():
-    from apps.azure.models import ConfigVersion
+    """(id of the active version or None, the stored keys' stamp): one statement. The stamp
+    (how many keys, when one last changed) moves with every key added, changed or deleted."""
+    from django.db.models.expressions import RawSQL
 
-    return ConfigVersion.objects.filter(is_active=True).values_list("pk", flat=True).first()
+    from apps.azure.models import ConfigVersion, StoredSecret
+
+    table = StoredSecret._meta.db_table
+    row = (
+        ConfigVersion.objects.filter(is_active=True)
+        .annotate(keys=RawSQL(f"SELECT COUNT(*) FROM {table}", []),
+                  keys_changed=RawSQL(f"SELECT MAX(updated) FROM {table}", []))
+        .values_list("pk", "keys", "keys_changed")
+        .first()
+    )
+    return (row[0], row[1:]) if row else (None, None)
 
 
-def _refresh(active_id):
-    """Move to the active version; one this process can't use (e.g. a ``${VAR}`` missing from
-    its environment) leaves the current models in place: a bad config never replaces a good one."""
+def _refresh(active):
+    """Move to the active version (``active``: ``_active_version()``), or parse it again when
+    the stored keys changed; one this process can't use (e.g. a ``${VAR}`` missing from its
+    environment) leaves the current models in place: a bad config never replaces a good one."""
+    active_id, keys = active
     current = _state["registry"]
-    if active_id in (current.version_id, _state["unusable"]):
+    if keys == _state["keys"] and active_id in (current.version_id, _state["unusable"]):
         return current
+    _state["keys"] = keys
     if active_id is None:
         registry = EMPTY
     else:
@@ -414,6 +430,7 @@ def invalidate():
         _state["checked"] = 0.0
         _state["registry"] = EMPTY
         _state["unusable"] = None
+        _state["keys"] = None
 
 
 reset_registry = invalidate
