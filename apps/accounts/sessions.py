@@ -89,14 +89,19 @@ async def still_signed_in(scope):
     user, session = scope.get("user"), scope.get("session")
     if user is None or not user.is_authenticated or session is None:
         return False
+    # One thread call, not three: every socket's frame waits its turn on the database thread.
+    return await sync_to_async(_still_signed_in)(user, session)
+
+
+def _still_signed_in(user, session):
     try:
-        session_hash = await sync_to_async(session.get)(HASH_SESSION_KEY)
-        stored_id = await sync_to_async(session.get)(SESSION_KEY)
+        session_hash = session.get(HASH_SESSION_KEY)
+        stored_id = session.get(SESSION_KEY)
     except Exception:
         return False
     if str(stored_id) != str(user.pk):
         return False
-    return await sync_to_async(_check)(user.pk, session.session_key, session_hash)
+    return _check(user.pk, session.session_key, session_hash)
 
 
 # ---------------------------------------------------------------- signal handlers (apps.py)

@@ -25,8 +25,9 @@ from apps.chat.generation import (
     user_group,
 )
 from apps.chat.models import Message
+from apps.chat.preparation import prepared_exchange
 from apps.chat.selectors import amessage_for
-from apps.chat.serializers import conversation_to_dict, message_attachments, message_to_dict
+from apps.chat.serializers import conversation_to_dict, message_to_dict
 from apps.chat.titles import start_title
 from apps.governance import ratelimits
 
@@ -94,8 +95,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 protocol.error(code="internal_error", message="Lapis could not handle that request.")
             )
 
+    # A service stores the exchange and, in the same thread call, reads what its generation
+    # needs (apps.chat.preparation): one turn on the database thread, not one per read.
     async def on_send(self, frame):
-        exchange = await database_sync_to_async(send_message)(
+        exchange = await database_sync_to_async(prepared_exchange)(
+            send_message,
             user=self.user,
             client_id=frame.client_id,
             text=frame.text,
@@ -108,14 +112,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._started(exchange)
 
     async def on_regenerate(self, frame):
-        exchange = await database_sync_to_async(regenerate_answer)(
-            user=self.user, message_id=frame.message_id, client_id=frame.client_id
+        exchange = await database_sync_to_async(prepared_exchange)(
+            regenerate_answer, user=self.user, message_id=frame.message_id,
+            client_id=frame.client_id, question_images=False,
         )
         await self._started(exchange, new_question=False)
 
     async def on_edit(self, frame):
-        exchange = await database_sync_to_async(edit_message)(
-            user=self.user, message_id=frame.message_id, text=frame.text, client_id=frame.client_id,
+        exchange = await database_sync_to_async(prepared_exchange)(
+            edit_message, user=self.user, message_id=frame.message_id, text=frame.text, client_id=frame.client_id,
             attachments=frame.attachments,
         )
         await self._started(exchange)
@@ -182,8 +187,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._join(answer_group(answer.id))
         frames = []
         if new_question and exchange.user_message is not None:
-            images = await database_sync_to_async(message_attachments)(exchange.user_message)
-            frames.append(self._created(exchange.user_message, images))
+            frames.append(self._created(exchange.user_message, exchange.images or ()))
         frames.append(self._created(answer))
         if not exchange.created:  # a repeated client_id: show what exists, start nothing
             for frame in frames:
@@ -195,7 +199,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_send(
                 user_group(self.user.pk), {"type": "chat.frame", "frame": frame}
             )
-        task = start_generation(answer.id, image_options=exchange.image_options)
+        task = start_generation(
+            answer.id, image_options=exchange.image_options, prepared=exchange.prepared
+        )
         self.answer_permit.hold_for(task)  # its running-at-once slot, until it ends
         if new_question:
             start_title(exchange, user_id=self.user.pk)  # its own task, in parallel with the answer
