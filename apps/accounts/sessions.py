@@ -14,7 +14,8 @@ reconnects and gets the new rights).
 import hashlib
 import logging
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.db import transaction
@@ -90,7 +91,9 @@ async def still_signed_in(scope):
     if user is None or not user.is_authenticated or session is None:
         return False
     # One thread call, not three: every socket's frame waits its turn on the database thread.
-    return await sync_to_async(_still_signed_in)(user, session)
+    # database_sync_to_async: it closes old connections first, as Channels does per handler
+    # (apps.chat.consumers skips that hop for client frames because this one does it).
+    return await database_sync_to_async(_still_signed_in)(user, session)
 
 
 def _still_signed_in(user, session):

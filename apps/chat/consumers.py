@@ -159,9 +159,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message):
         # Channels closes old database connections before every handler: one hop to its single
         # database thread each. A relayed frame touches no database, and with many answers
-        # those hops (one per frame per socket) queue every socket's ORM calls behind them.
-        if message.get("type") == "chat.frame":
+        # those hops (one per frame per socket) queue every socket's ORM calls behind them. A
+        # client frame's first database call (``still_signed_in``) closes old connections in
+        # its own hop (database_sync_to_async) and a disconnect reads nothing: no hop either.
+        kind = message.get("type")
+        if kind == "chat.frame":
             await self.chat_frame(message)
+        elif kind == "websocket.receive":
+            await self.websocket_receive(message)
+        elif kind == "websocket.disconnect":
+            await self.websocket_disconnect(message)
         else:
             await super().dispatch(message)
 
