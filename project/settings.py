@@ -213,6 +213,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # running answers finish before they are saved as interrupted.
 CHAT_SAVE_PATIENCE = env_float("CHAT_SAVE_PATIENCE", 15)
 SHUTDOWN_GRACE = env_float("SHUTDOWN_GRACE", 5)
+# Threads for the chat's hot-path database calls (project.dbthreads); 0: 1 on SQLite, 4 otherwise.
+CHAT_DB_THREADS = env_int("CHAT_DB_THREADS", 0)
 # Rate limits per user (apps.governance.ratelimits; admins override them per user and group).
 # 0 means no limit. Shared by all processes through the cache (Redis with REDIS_URL).
 CHAT_ANSWERS_PER_MINUTE = env_int("CHAT_ANSWERS_PER_MINUTE", 20)

@@ -14,11 +14,13 @@ reconnects and gets the new rights).
 import hashlib
 import logging
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.db import transaction
 from django.utils.crypto import constant_time_compare
+
+from project.dbthreads import on_chat_db
 
 logger = logging.getLogger("lapis.accounts")
 SIGNED_OUT = 4401
@@ -89,14 +91,22 @@ async def still_signed_in(scope):
     user, session = scope.get("user"), scope.get("session")
     if user is None or not user.is_authenticated or session is None:
         return False
+    # One thread call, not three, on the chat's database threads (project.dbthreads), not
+    # behind every other socket's call on Channels' one: every frame of every socket runs this.
+    # It closes old connections first, as Channels does per handler (apps.chat.consumers skips
+    # that hop for client frames because this one does it).
+    return await on_chat_db(_still_signed_in)(user, session)
+
+
+def _still_signed_in(user, session):
     try:
-        session_hash = await sync_to_async(session.get)(HASH_SESSION_KEY)
-        stored_id = await sync_to_async(session.get)(SESSION_KEY)
+        session_hash = session.get(HASH_SESSION_KEY)
+        stored_id = session.get(SESSION_KEY)
     except Exception:
         return False
     if str(stored_id) != str(user.pk):
         return False
-    return await sync_to_async(_check)(user.pk, session.session_key, session_hash)
+    return _check(user.pk, session.session_key, session_hash)
 
 
 # ---------------------------------------------------------------- signal handlers (apps.py)

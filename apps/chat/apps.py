@@ -6,9 +6,13 @@ class ChatConfig(AppConfig):
     label = "chat"
 
     def ready(self):
+        from django.core import checks
+
+        from apps.chat.checks import check_chat_settings
         from apps.chat.generation import finish_for_shutdown
         from apps.chat.workers import sweep_interrupted
         from project.lifecycle import at_shutdown, at_startup
 
+        checks.register(check_chat_settings)
         at_startup(sweep_interrupted)
         at_shutdown(finish_for_shutdown)

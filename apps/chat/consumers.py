@@ -25,10 +25,12 @@ from apps.chat.generation import (
     user_group,
 )
 from apps.chat.models import Message
-from apps.chat.selectors import amessage_for
-from apps.chat.serializers import conversation_to_dict, message_attachments, message_to_dict
+from apps.chat.preparation import prepared_exchange
+from apps.chat.selectors import owned_messages
+from apps.chat.serializers import conversation_to_dict, message_to_dict
 from apps.chat.titles import start_title
 from apps.governance import ratelimits
+from project.dbthreads import on_chat_db
 
 logger = logging.getLogger("lapis.chat")
 # How long ``resume`` waits for the generating process to answer before using the checkpoint.
@@ -94,8 +96,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 protocol.error(code="internal_error", message="Lapis could not handle that request.")
             )
 
+    # A service stores the exchange and, in the same thread call, reads what its generation
+    # needs (apps.chat.preparation): one turn on the chat's database threads (project.dbthreads,
+    # not behind every socket's call on Channels' one), not one per read.
     async def on_send(self, frame):
-        exchange = await database_sync_to_async(send_message)(
+        exchange = await on_chat_db(prepared_exchange)(
+            send_message,
             user=self.user,
             client_id=frame.client_id,
             text=frame.text,
@@ -108,14 +114,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._started(exchange)
 
     async def on_regenerate(self, frame):
-        exchange = await database_sync_to_async(regenerate_answer)(
-            user=self.user, message_id=frame.message_id, client_id=frame.client_id
+        exchange = await on_chat_db(prepared_exchange)(
+            regenerate_answer, user=self.user, message_id=frame.message_id,
+            client_id=frame.client_id, question_images=False,
         )
         await self._started(exchange, new_question=False)
 
     async def on_edit(self, frame):
-        exchange = await database_sync_to_async(edit_message)(
-            user=self.user, message_id=frame.message_id, text=frame.text, client_id=frame.client_id,
+        exchange = await on_chat_db(prepared_exchange)(
+            edit_message, user=self.user, message_id=frame.message_id, text=frame.text, client_id=frame.client_id,
             attachments=frame.attachments,
         )
         await self._started(exchange)
@@ -154,9 +161,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message):
         # Channels closes old database connections before every handler: one hop to its single
         # database thread each. A relayed frame touches no database, and with many answers
-        # those hops (one per frame per socket) queue every socket's ORM calls behind them.
-        if message.get("type") == "chat.frame":
+        # those hops (one per frame per socket) queue every socket's ORM calls behind them. A
+        # client frame's database calls close old connections in their own hops (the session
+        # check, the exchange, ``_owned``) and a disconnect reads nothing: no hop either.
+        kind = message.get("type")
+        if kind == "chat.frame":
             await self.chat_frame(message)
+        elif kind == "websocket.receive":
+            await self.websocket_receive(message)
+        elif kind == "websocket.disconnect":
+            await self.websocket_disconnect(message)
         else:
             await super().dispatch(message)
 
@@ -182,8 +196,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._join(answer_group(answer.id))
         frames = []
         if new_question and exchange.user_message is not None:
-            images = await database_sync_to_async(message_attachments)(exchange.user_message)
-            frames.append(self._created(exchange.user_message, images))
+            frames.append(self._created(exchange.user_message, exchange.images or ()))
         frames.append(self._created(answer))
         if not exchange.created:  # a repeated client_id: show what exists, start nothing
             for frame in frames:
@@ -195,7 +208,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_send(
                 user_group(self.user.pk), {"type": "chat.frame", "frame": frame}
             )
-        task = start_generation(answer.id, image_options=exchange.image_options)
+        task = start_generation(
+            answer.id, image_options=exchange.image_options, prepared=exchange.prepared
+        )
         self.answer_permit.hold_for(task)  # its running-at-once slot, until it ends
         if new_question:
             start_title(exchange, user_id=self.user.pk)  # its own task, in parallel with the answer
@@ -239,7 +254,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
 
     async def _owned(self, message_id):
-        message = await amessage_for(user=self.user, message_id=message_id)
+        # database_sync_to_async, not the async ORM: its hop also closes old connections of
+        # the database thread (``dispatch`` skips Channels' own hop for client frames).
+        message = await database_sync_to_async(_message_for)(user=self.user, message_id=message_id)
         if message is None:
             raise ExchangeRefused("not_found", "That message does not exist.")
         return message
@@ -275,3 +292,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             protocol.rate_limited(message=exc.message, retry_after=exc.retry_after, limit=exc.limit)
         )
         await self.close(code=ratelimits.SOCKET_CLOSE_CODE, reason="too many open sockets")
+
+
+def _message_for(*, user, message_id):
+    """The message ``message_id`` if its conversation is ``user``'s, else None (sync)."""
+    return owned_messages(user=user).filter(id=message_id).first()

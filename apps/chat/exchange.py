@@ -43,6 +43,12 @@ class Exchange:
     assistant_message: Message
     created: bool  # False when the client_id had been seen: nothing new was started
     image_options: dict | None = None  # size/quality/style for an image model (send only)
+    # The user message's images when this call knows them without a read (a send's claimed
+    # uploads), else None; and whether the conversation was made by this call (its branch is
+    # the question alone). apps.chat.preparation uses both to skip reads.
+    images: list | None = None
+    new_conversation: bool = False
+    prepared: object = None  # apps.chat.preparation.Prepared, once read for the generation
 
 
 def _chat_model(key, *, user):
@@ -86,14 +92,18 @@ def _claim(*, user, ids, conversation, question, model):
         raise ExchangeRefused("bad_attachment", exc.message[:1].upper() + exc.message[1:] + ".") from None
 
 
-def _answering(*, user, conversation, leaf_id, model):
-    """(model, notice): a model that can see the branch's images (see apps.chat.vision)."""
+def _answering(*, user, conversation, leaf_id, model, has_images=None):
+    """(model, notice): a model that can see the branch's images (see apps.chat.vision).
+
+    ``has_images``: whether the branch has images, when the caller knows (a new conversation's
+    branch is its question alone); None reads it."""
     from apps.chat import vision
 
     if model.type == "image" or model.vision:
         return model, ""
-    ids = vision.branch_ids(conversation=conversation, leaf_id=leaf_id)
-    has_images = vision.branch_has_images(owner=user, message_ids=ids)
+    if has_images is None:
+        ids = vision.branch_ids(conversation=conversation, leaf_id=leaf_id)
+        has_images = vision.branch_has_images(owner=user, message_ids=ids)
     try:
         # The stand-in is only ever a model this user may use.
         return vision.answering_model(model=model, registry=get_registry().for_user(user), has_images=has_images)
@@ -165,11 +175,11 @@ def _refuse_if_busy(conversation):
         )
 
 
-def _begin_answer(*, conversation, parent, model, client_id=None):
+def _begin_answer(*, conversation, parent, model, client_id=None, has_images=None):
     chosen = model
     model, notice = _answering(
         user=conversation.owner, conversation=conversation, leaf_id=parent.id if parent else None,
-        model=model,
+        model=model, has_images=has_images,
     )
     answer = Message.objects.create(
         notice=notice,
@@ -223,7 +233,8 @@ def send_message(
     if (repeat := _existing(user=user, client_id=client_id, role=Message.Role.USER)) is not None:
         return repeat
     _refuse_if_over_budget(user)
-    if conversation_id is None:
+    new = conversation_id is None
+    if new:
         model = _chat_model(model_key, user=user)
         conversation = create_conversation(user=user, model_key=model.key)
     else:
@@ -245,9 +256,15 @@ def send_message(
         client_id=client_id,
     )
     options = _image_options(model, image_options)
-    _claim(user=user, ids=attachments, conversation=conversation, question=question, model=model)
-    answer = _begin_answer(conversation=conversation, parent=question, model=model)
-    return Exchange(conversation, question, answer, created=True, image_options=options)
+    images = _claim(user=user, ids=attachments, conversation=conversation, question=question, model=model)
+    answer = _begin_answer(
+        conversation=conversation, parent=question, model=model,
+        has_images=bool(images) if new else None,
+    )
+    return Exchange(
+        conversation, question, answer, created=True, image_options=options, images=images,
+        new_conversation=new,
+    )
 
 
 @transaction.atomic

@@ -19,11 +19,13 @@ database is away; the user is told honestly if it could not be saved).
 """
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
 from contextlib import aclosing
 
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
@@ -40,13 +42,11 @@ from apps.azure.client import (
     stream_chat,
 )
 from apps.azure.errors import UpstreamError, wait_phrase
-from apps.azure.registry import aget_registry
 from apps.azure.responses import stream_responses
-from apps.chat import checkpoints, imagegen, protocol, vision
+from apps.chat import checkpoints, imagegen, preparation, protocol, vision
 from apps.chat.budget import usage_fields
 from apps.chat.models import Message, Purpose
 from apps.chat.prompts import PromptTooLong
-from apps.chat.selectors import branch_to
 from apps.chat.summaries import prepare_prompt
 from apps.chat.workers import WORKER_ID
 
@@ -86,14 +86,17 @@ def user_group(user_id):
     return f"user.{user_id}"
 
 
-def start_generation(message_id, *, image_options=None):
+def start_generation(message_id, *, image_options=None, prepared=None):
     """Start generating the answer ``message_id`` in this process; return the task.
 
     ``image_options`` (size/quality/style) apply when the answer's model is an image model.
+    ``prepared``: its apps.chat.preparation.Prepared when the caller read it already (the
+    generation then reads nothing before its upstream request), else it is read first.
     """
     key = str(message_id)
     generation = Generation(message_id)
     generation.image_options = image_options or {}
+    generation.prepared = prepared
     generation.task = asyncio.create_task(generation.run(), name=f"generation-{message_id}")
     _running[key] = generation
     generation.task.add_done_callback(lambda _: _ended(key))
@@ -190,6 +193,7 @@ class Generation:
         self.reasoning_relayed = []
         self.reasoning_pending = []
         self.flushing = asyncio.Lock()  # frames leave in seq order, the snapshot after them
+        self.arrived = asyncio.Event()  # set when text arrives, for the relay (``_relay``)
         self.seq = 0
         self.checkpointed_seq = 0
         self.last_write = time.monotonic()
@@ -201,6 +205,7 @@ class Generation:
         self.notice = ""
         self.accounting = None  # (model, owner id, conversation id, prompt messages) once read
         self.image_options = {}
+        self.prepared = None  # apps.chat.preparation.Prepared, if given at the start
         self.finished = False  # set (under ``flushing``) once no frame but ``done`` may follow
         self.snapshots = set()  # tasks answering snapshot requests
 
@@ -248,11 +253,11 @@ class Generation:
         relay = asyncio.create_task(self._relay())
         status, error = Message.Status.COMPLETE, None
         try:
-            message = await Message.objects.select_related("conversation__owner").aget(
-                id=self.message_id
-            )
-            self.for_staff = message.conversation.owner.is_staff
-            self.reader = asyncio.create_task(self._read(message))
+            prepared, self.prepared = self.prepared, None
+            if prepared is None:
+                prepared = await database_sync_to_async(preparation.load)(self.message_id)
+            self.for_staff = prepared.message.conversation.owner.is_staff
+            self.reader = asyncio.create_task(self._read(prepared))
             if self.stop_requested:  # a stop that came before the reader existed
                 self.reader.cancel()
             status, error = await self.reader
@@ -283,11 +288,11 @@ class Generation:
                 # a generation. The writer has the final state or retries it.
                 logger.exception("Finishing answer %s failed", self.message_id)
 
-    async def _read(self, message):
+    async def _read(self, prepared):
         """Read the upstream stream into ``self.text``; return (status, error dict or None)."""
         # The owner's view: the image tool and a re-check of the model (access may have been
         # taken away since the answer was queued) follow the access rules.
-        registry = await _owner_registry(message)
+        message, registry = prepared.message, prepared.registry
         model = imagegen.find_model(message.model_key, registry.registry)
         self.notice = message.notice  # e.g. a vision stand-in, set when the answer was created
         if model is None:
@@ -297,14 +302,17 @@ class Generation:
             }
         if not registry.allows(model):
             return Message.Status.ERROR, {"code": "model_not_allowed", "message": str(access.refusal(model))}
-        branch = await _branch(message)
+        branch = prepared.branch
         try:
             if model.type == "image":
                 return await imagegen.answer_with_image(
                     self, message=message, model=model, prompt=branch[-1].content,
                     options=self.image_options,
                 )
-            return await self._answer(message, model=model, branch=branch, registry=registry)
+            return await self._answer(
+                message, model=model, branch=branch, registry=registry, images=prepared.images,
+                summary=prepared.summary,
+            )
         except UpstreamError as exc:
             error = _upstream_error(exc)
             error["message"] = self._kept(error["message"])
@@ -315,18 +323,16 @@ class Generation:
             filtered = exc.code.startswith("content_filter") or exc.code == "content_policy"
             return (Message.Status.FILTERED if filtered else Message.Status.ERROR), error
 
-    async def _answer(self, message, *, model, branch, registry):
+    async def _answer(self, message, *, model, branch, registry, images, summary):
         """Answer with the chat ``model``: prompt, stream, maybe one tool round; (status, error).
 
-        Raises UpstreamError for ``_read`` to map."""
-        images = await vision.add_image_parts(
-            branch, owner_id=message.conversation.owner_id, detail=message.conversation.image_detail
-        )
+        ``branch`` (its user messages with image placeholders), ``images`` and ``summary`` as
+        apps.chat.preparation read them. Raises UpstreamError for ``_read`` to map."""
         try:
             # Fits the branch into the window: a summary checkpoint or dropped messages (with a
             # notice) when it has outgrown it. Counting runs off the event loop.
             prompt, notice = await prepare_prompt(
-                message=message, branch=branch, model=model, registry=registry
+                message=message, branch=branch, model=model, registry=registry, previous=summary,
             )
         except PromptTooLong as exc:
             return Message.Status.ERROR, {"code": "context_length_exceeded", "message": str(exc)}
@@ -375,8 +381,10 @@ class Generation:
             async for event in stream:
                 if isinstance(event, TextDelta):
                     self.pending.append(event.text)
+                    self.arrived.set()
                 elif isinstance(event, ReasoningDelta):
                     self.reasoning_pending.append(event.text)
+                    self.arrived.set()
                 elif isinstance(event, ToolCall):
                     calls.append(event)
                 elif isinstance(event, Finish):
@@ -394,12 +402,25 @@ class Generation:
         return calls
 
     async def _relay(self):
-        """Every FRAME_INTERVAL: send new text as one delta frame. Checkpoints are the process
-        writer's (``_checkpoint``): the relay never waits for the database."""
+        """Send new text as one delta frame as soon as it arrives, then at most one frame per
+        FRAME_INTERVAL (pieces arriving meanwhile are coalesced): the first text goes out
+        without waiting for a tick. Checkpoints are the process writer's (``_checkpoint``):
+        the relay never waits for the database."""
         self._checkpoint()
         while True:
-            await asyncio.sleep(FRAME_INTERVAL)
+            await self._text_pending()
             await self._flush()
+            await asyncio.sleep(FRAME_INTERVAL)
+
+    async def _text_pending(self):
+        """Return once text is pending, or after FRAME_INTERVAL (text added without setting
+        ``arrived`` still goes out within a tick)."""
+        if self.pending or self.reasoning_pending:
+            return
+        self.arrived.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FRAME_INTERVAL):
+                await self.arrived.wait()
 
     async def _flush(self):
         """Relay the pending text as the next delta frame (the relay and a snapshot both flush:
@@ -502,20 +523,6 @@ class Generation:
             notice = f"{message.notice} {notice}"
         message.notice = self.notice = notice
         await Message.objects.filter(id=self.message_id).aupdate(notice=notice)
-
-
-async def _owner_registry(message):
-    """The active registry as the conversation's owner may use it (apps.azure.access)."""
-    from asgiref.sync import sync_to_async
-
-    registry = await aget_registry()
-    return await sync_to_async(registry.for_user)(message.conversation.owner)
-
-
-async def _branch(message):
-    """The messages from the root to the user's question this answer replies to."""
-    messages = {m.id: m async for m in Message.objects.filter(conversation_id=message.conversation_id)}
-    return branch_to(message.parent_id, messages)
 
 
 def _added(total, usage):

@@ -64,15 +64,21 @@ def summary_reserve(budget):
     return max(SUMMARY_MIN_TOKENS, min(budget // 4, SUMMARY_MAX_TOKENS))
 
 
-async def prepare_prompt(*, message, branch, model, registry):
+UNREAD = object()  # ``prepare_prompt``'s ``previous`` when the caller has not read it
+
+
+async def prepare_prompt(*, message, branch, model, registry, previous=UNREAD):
     """The prompt for the answer ``message`` and the notice to show with it (maybe "").
 
+    ``previous``: the branch's current checkpoint (``summary_for_branch``, None for none) when
+    the caller read it already; else it is read here.
     Never fails because of a summary: on any summary problem the oldest messages are dropped,
     the notice says so and staff get a BackgroundCallFailure. Raises PromptTooLong like
     ``build_prompt`` when even the newest message does not fit.
     """
     conversation = message.conversation
-    previous = await summary_for_branch(conversation_id=conversation.id, branch=branch)
+    if previous is UNREAD:
+        previous = await summary_for_branch(conversation_id=conversation.id, branch=branch)
     prompt = await asyncio.to_thread(
         build_prompt, conversation=conversation, branch=branch, model=model, summary=previous
     )

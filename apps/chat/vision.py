@@ -52,23 +52,39 @@ def branch_has_images(*, owner, message_ids):
     ).exists()
 
 
-async def add_image_parts(branch, *, owner_id, detail):
-    """Give every user message of ``branch`` with uploads an ``image_parts`` list of placeholders.
+def branch_uploads(branch, *, owner_id):
+    """The uploads of the user messages of ``branch``, oldest first (sync, one query)."""
+    ids = [m.id for m in branch if m.role == Message.Role.USER]
+    return list(
+        Attachment.objects.filter(
+            owner_id=owner_id, kind=Attachment.Kind.UPLOAD, message_id__in=ids
+        ).order_by("created")
+    )
 
-    Returns ``{attachment id (str): Attachment}`` for ``materialise``. Reads rows, not files.
-    """
+
+def place_image_parts(branch, uploads, *, detail):
+    """Give every user message of ``branch`` with ``uploads`` an ``image_parts`` list of
+    placeholders (in the order of ``uploads``). Returns ``{attachment id (str): Attachment}``
+    for ``materialise``. Reads nothing."""
     users = {m.id: m for m in branch if m.role == Message.Role.USER}
     found = {}
-    query = Attachment.objects.filter(
-        owner_id=owner_id, kind=Attachment.Kind.UPLOAD, message_id__in=list(users)
-    ).order_by("created")
-    async for attachment in query:
+    for attachment in uploads:
+        if attachment.message_id not in users:
+            continue
         found[str(attachment.pk)] = attachment
         parts = users[attachment.message_id].__dict__.setdefault("image_parts", [])
         parts.append(
             {"type": "image_url", "image_url": {"url": PLACEHOLDER + str(attachment.pk), "detail": detail}}
         )
     return found
+
+
+async def add_image_parts(branch, *, owner_id, detail):
+    """``place_image_parts`` with the uploads read from the database. Reads rows, not files."""
+    from asgiref.sync import sync_to_async
+
+    uploads = await sync_to_async(branch_uploads)(branch, owner_id=owner_id)
+    return place_image_parts(branch, uploads, detail=detail)
 
 
 async def materialise(messages, attachments):

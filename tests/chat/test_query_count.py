@@ -14,13 +14,15 @@ from tests.chat.conftest import ado
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# Measured on SQLite: 18 for a first message in a new conversation: the socket's check that its
-# session is still signed in (2: session and user, on every frame), the send's transaction (9,
-# one of them the budgets that apply, apps.governance.quotas),
-# the generation's reads before the upstream request (4: the answer, the branch, its images, the
-# summary) and the final write with its usage (4, one transaction). The bound keeps it from
-# growing back; a longer answer adds its share of one batched checkpoint transaction per second.
-MAX_STATEMENTS = 19
+# Measured on SQLite: 14 for a first message in a new conversation: the socket's check that its
+# session is still signed in (2: session and user, on every frame), the send's transaction (8 with
+# its BEGIN: the owner's lock, the repeat check, the budgets that apply (apps.governance.quotas),
+# the conversation, both messages, the current leaf), nothing more before the upstream request (a
+# new conversation's branch is its question: no branch, image or summary read, see
+# apps.chat.preparation) and the final write with its usage (4, one transaction). The bound keeps
+# it from growing back; a longer answer adds its share of one batched checkpoint transaction per
+# second.
+MAX_STATEMENTS = 15
 
 
 @pytest.fixture
