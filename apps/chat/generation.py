@@ -49,6 +49,7 @@ from apps.chat.prompts import PromptTooLong
 from apps.chat.selectors import branch_to
 from apps.chat.summaries import prepare_prompt
 from apps.chat.workers import WORKER_ID
+from apps.observability.observe import AnswerWatch
 
 logger = logging.getLogger("lapis.chat")
 
@@ -203,6 +204,7 @@ class Generation:
         self.image_options = {}
         self.finished = False  # set (under ``flushing``) once no frame but ``done`` may follow
         self.snapshots = set()  # tasks answering snapshot requests
+        self.watch = AnswerWatch()  # metrics and the answer's trace span (apps.observability)
 
     @property
     def text(self):
@@ -252,6 +254,7 @@ class Generation:
                 id=self.message_id
             )
             self.for_staff = message.conversation.owner.is_staff
+            self.watch.started(message)  # before the reader: its upstream span is a child
             self.reader = asyncio.create_task(self._read(message))
             if self.stop_requested:  # a stop that came before the reader existed
                 self.reader.cancel()
@@ -282,6 +285,7 @@ class Generation:
                 # Logged here, not left as "Task exception was never retrieved": nothing awaits
                 # a generation. The writer has the final state or retries it.
                 logger.exception("Finishing answer %s failed", self.message_id)
+            self.watch.finished(status, error)
 
     async def _read(self, message):
         """Read the upstream stream into ``self.text``; return (status, error dict or None)."""
@@ -375,6 +379,8 @@ class Generation:
         async with aclosing(stream):
             async for event in stream:
                 if isinstance(event, TextDelta):
+                    if not self.relayed and not self.pending:
+                        self.watch.first_text()
                     self.pending.append(event.text)
                 elif isinstance(event, ReasoningDelta):
                     self.reasoning_pending.append(event.text)
