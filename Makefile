@@ -66,14 +66,14 @@ test: install chromium nginx oidc-provider
 # the relay at scale: 50 answers at once, upstream alone vs through Lapis (tests/bench/relay.py;
 # BENCH_RELAY="--streams 1000 --pace azure" for the big round), and the server's peak memory for
 # refused 100 MB bodies (tests/bench/bodies.py) and for big images (tests/bench/images.py); what
-# metrics and tracing cost per answer: the relay without and with them, and their hooks alone
+# metrics and tracing cost per answer: the relay without them, then with them (the first run is
+# the plain relay figures), and their hooks alone
 # (tests/bench/observability.py).
 BENCH_RELAY ?= --streams 50 --pace fast
 bench: install chromium
 	$(PY) -m tests.simulator.bench_simulator
 	$(PY) -m tests.bench.stream_reader
 	CHROMIUM=$(CHROMIUM) LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.chat.bench_chat
-	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.relay $(BENCH_RELAY)
 	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.relay $(BENCH_RELAY) --observability compare
 	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.observability
 	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.bodies

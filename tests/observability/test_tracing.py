@@ -17,7 +17,7 @@ from opentelemetry.trace import StatusCode
 
 from apps.observability import tracing
 from tests.chat.conftest import wait_for_generations
-from tests.live import ROOT
+from tests.live import ROOT, free_port
 
 SECRET_WORDS = "Project Nightingale budget 4711"
 
@@ -191,3 +191,105 @@ def test_exporters_lapis_cannot_build_are_system_checks(monkeypatch, settings, e
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert [p.id for p in check_observability()] == ([problem] if problem else [])
+
+
+class Collector:
+    """An OTLP/HTTP trace receiver on loopback (aiohttp), decoding what Lapis exports with the
+    OpenTelemetry protobuf classes: the path a real collector sees."""
+
+    def __init__(self):
+        self.spans = []
+        self.runner = None
+        self.url = None
+
+    async def start(self):
+        from aiohttp import web
+
+        app = web.Application()
+        app.router.add_post("/v1/traces", self.receive)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        port = free_port()
+        await web.TCPSite(self.runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def receive(self, request):
+        from aiohttp import web
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+
+        export = ExportTraceServiceRequest()
+        export.ParseFromString(await request.read())
+        for resource in export.resource_spans:
+            service = {a.key: a.value.string_value for a in resource.resource.attributes}
+            for scope in resource.scope_spans:
+                for span in scope.spans:
+                    self.spans.append((service, span))
+        return web.Response(content_type="application/x-protobuf", body=b"")
+
+    def named(self, name):
+        return [span for _, span in self.spans if span.name == name]
+
+    async def stop(self):
+        await self.runner.cleanup()
+
+
+def attributes(span):
+    out = {}
+    for item in span.attributes:
+        kind = item.value.WhichOneof("value")
+        out[item.key] = getattr(item.value, kind)
+    return out
+
+
+async def test_a_live_server_exports_the_spans_over_otlp(azure_simulator, tmp_path_factory):
+    """Daphne with OTEL_EXPORTER_OTLP_ENDPOINT: an answer over a TCP websocket arrives at the
+    collector as its span and the upstream child; a page request as a span without its query."""
+    import asyncio
+
+    from tests.chat.test_multiprocess import Browserless
+    from tests.conftest import TEST_PASSWORD
+    from tests.live import LiveServer
+
+    collector = await Collector().start()
+    config = tmp_path_factory.mktemp("otlp") / "models.yaml"
+    config.write_text(azure_simulator.config_yaml(titleConvo=False, summarize=False))
+    server = LiveServer(tmp_path_factory.mktemp("otlp-server"), extra_env={
+        "CONFIG_PATH": str(config), "LAPIS_SIM_KEY": azure_simulator.api_key,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "OTEL_SERVICE_NAME": "lapis-test",
+    })
+    user = None
+    try:
+        await asyncio.to_thread(server.start)
+        await asyncio.to_thread(server.create_user, "dora", TEST_PASSWORD)
+        user = await Browserless.sign_in(server, "dora")
+        await user.get(server, "/models/?probe=query-secret-value")
+        socket = await user.socket(server)
+        await socket.send({"type": "send", "client_id": "o1", "model": "gpt-4o",
+                           "text": f"{SECRET_WORDS} [sim:words 20]"})
+        answer = await socket.created_answer()
+        assert (await socket.done(answer["id"]))["status"] == "complete"
+        for _ in range(100):
+            if collector.named("lapis.answer") and collector.named("azure.stream"):
+                break
+            await asyncio.sleep(0.1)
+        [root], [upstream] = collector.named("lapis.answer"), collector.named("azure.stream")
+        assert upstream.parent_span_id == root.span_id and upstream.trace_id == root.trace_id
+        assert attributes(root)["lapis.status"] == "complete"
+        assert attributes(root)["lapis.model"] == attributes(upstream)["lapis.model"] == "gpt-4o"
+        assert attributes(upstream)["http.response.status_code"] == 200
+        assert {service["service.name"] for service, _ in collector.spans} == {"lapis-test"}
+        requests = [span for _, span in collector.spans if span.kind == span.SPAN_KIND_SERVER]
+        assert requests, "Django's request spans are exported too"
+        everything = repr([attributes(span) for _, span in collector.spans])
+        assert SECRET_WORDS not in everything and azure_simulator.api_key not in everything
+        assert "query-secret-value" not in everything and "/models/" in everything
+        await socket.close()
+    finally:
+        if user is not None:
+            await user.close()
+        await asyncio.to_thread(server.stop)
+        await collector.stop()
