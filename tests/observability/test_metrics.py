@@ -5,6 +5,9 @@ figures are read back through ``/metrics`` with prometheus-client's parser. The 
 process's own, so every check compares before and after.
 """
 
+import os
+import uuid
+
 import pytest
 from django.core import checks
 from django.test import AsyncClient, Client
@@ -14,6 +17,7 @@ from apps.observability import metrics
 from apps.observability.checks import check_observability
 from apps.observability.views import token_matches
 from tests.chat.conftest import wait_for_generations
+from tests.live import free_port
 from tests.observability.conftest import TOKEN, samples, total, value
 
 
@@ -208,3 +212,35 @@ def test_good_settings_pass_the_checks(settings):
     assert check_observability() == []
     assert metrics.parse_address("[::]:9100") == ("::", 9100)
     assert metrics.parse_address(":9100") == ("0.0.0.0", 9100)
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="the PostgreSQL + Redis profile's layer")
+async def test_redis_layer_send_failures_are_counted(settings):
+    """Lapis's Redis layer on the real Redis: a member over capacity in a group send, a full
+    channel on send, and Redis away all count."""
+    from channels.exceptions import ChannelFull
+    from channels.layers import ChannelLayerManager
+
+    settings.METRICS_TOKEN = TOKEN
+    config = {**settings.CHANNEL_LAYERS["default"]["CONFIG"], "capacity": 1,
+              "prefix": "lapis-metrics-test-" + uuid.uuid4().hex[:8]}
+    layer = ChannelLayerManager()._make_backend("default", config)
+    full = metrics.CHANNEL_SEND_FAILURES.labels("redis", "full")
+    error = metrics.CHANNEL_SEND_FAILURES.labels("redis", "error")
+    before_full, before_error = full._value.get(), error._value.get()
+    try:
+        await layer.group_add("answer.1", "member.channel")  # capacity 1 (not a process key)
+        await layer.group_send("answer.1", {"type": "chat.frame", "n": 1})
+        await layer.group_send("answer.1", {"type": "chat.frame", "n": 2})  # over capacity
+        await layer.send("plain.channel", {"type": "x"})
+        with pytest.raises(ChannelFull):
+            await layer.send("plain.channel", {"type": "x"})
+        assert full._value.get() - before_full == 2
+    finally:
+        await layer.flush()
+    away = ChannelLayerManager()._make_backend(
+        "default", {**config, "hosts": [{"address": f"redis://127.0.0.1:{free_port()}/2", "timeout": 1}]}
+    )
+    with pytest.raises(Exception):  # noqa: B017 - whichever error redis-py raises for a refused connection
+        await away.send("plain.channel", {"type": "x"})
+    assert error._value.get() - before_error == 1
