@@ -71,6 +71,7 @@ def test_compose_file_has_the_multi_process_layout():
     assert env["METRICS_ADDRESS"].endswith(":9100")
     assert "project.server" in a["command"] and "--proxy-headers" in a["command"]
     assert a["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert "lapis-data:/data" in a["volumes"] == b["volumes"]  # uploads: any process serves them
     # Only the proxy is published; the processes, the database and Redis stay inside.
     published = {name for name, service in services.items() if service.get("ports")}
     assert published == {"proxy", "prometheus"}
