@@ -32,6 +32,8 @@ from channels.layers import InMemoryChannelLayer as ChannelsInMemoryChannelLayer
 from channels_redis.core import BoundedQueue
 from redis import asyncio as aioredis
 
+from apps.observability import metrics
+
 logger = logging.getLogger("lapis.layers")
 
 _ATOMS = (str, int, float, bool, type(None), bytes)
@@ -79,6 +81,8 @@ class InMemoryChannelLayer(ChannelsInMemoryChannelLayer):
         self.require_valid_channel_name(channel)
         assert "__asgi_channel__" not in message
         self._put(channel, message)
+
+    send = metrics.counts_send_failures(send, layer="memory")
 
     async def receive(self, channel):
         self.require_valid_channel_name(channel)
@@ -163,7 +167,7 @@ class InMemoryChannelLayer(ChannelsInMemoryChannelLayer):
             try:
                 self._put(channel, message)
             except ChannelFull:  # as Channels does: a full member misses this one
-                pass
+                metrics.channel_send_failed(layer="memory", reason="full")
 
 
 class RedisChannelLayer(channels_redis.core.RedisChannelLayer):
@@ -253,7 +257,12 @@ class RedisChannelLayer(channels_redis.core.RedisChannelLayer):
             int(now) - int(self.expiry), now, self.expiry,
         )
         if over:
+            metrics.channel_send_failed(layer="redis", reason="full", count=over)
             logger.warning("%s of %s channels over capacity in group %s", over, len(channel_names), group)
+
+    # A full channel (ChannelFull) or Redis away: counted, then raised as before.
+    send = metrics.counts_send_failures(channels_redis.core.RedisChannelLayer.send, layer="redis")
+    group_send = metrics.counts_send_failures(group_send, layer="redis")
 
 
 # KEYS: channel keys; ARGV: their messages, their capacities, expired-before, now, expiry.

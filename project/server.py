@@ -146,8 +146,14 @@ class LapisServer(daphne_server.Server):
         self.http_header_timeout = settings.HTTP_HEADER_TIMEOUT
 
     def run(self):
+        from django.conf import settings
+
         # Server.run builds its factory as ``HTTPFactory(self)`` from its own module.
         daphne_server.HTTPFactory = BoundedHTTPFactory
+        if settings.METRICS_ADDRESS:  # this process's own figures, off the public port
+            from apps.observability.metrics import serve_on_address
+
+            serve_on_address(settings.METRICS_ADDRESS)
         super().run()
 
 

@@ -148,6 +148,7 @@ INSTALLED_APPS = [
     "apps.chat",
     "apps.media",
     "apps.governance",
+    "apps.observability",
 ]
 
 MIDDLEWARE = [
@@ -222,6 +223,12 @@ CHAT_ANSWERS_AT_ONCE = env_int("CHAT_ANSWERS_AT_ONCE", 4)
 CHAT_SOCKETS_PER_USER = env_int("CHAT_SOCKETS_PER_USER", 20)
 # Seconds after which the slot of an answer or socket whose process died is free again.
 RATE_LIMIT_SLOT_TTL = env_int("RATE_LIMIT_SLOT_TTL", 60)
+
+# Prometheus figures (apps.observability): off unless one of these is set. METRICS_TOKEN opens
+# /metrics to a bearer token; METRICS_ADDRESS (host:port) serves them on a separate listener of
+# each server process (project.server), never through the public URL space.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_ADDRESS = env_str("METRICS_ADDRESS")
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:

@@ -17,4 +17,5 @@ urlpatterns = [
     path("", include("apps.chat.urls")),
     path("admin/", admin.site.urls),
     path("media/", include("apps.media.urls")),
+    path("", include("apps.observability.urls")),
 ]

@@ -33,6 +33,7 @@ from django.conf import settings
 
 from apps.azure.errors import UpstreamError, wait_phrase
 from apps.azure.sse import DONE, SSEDecoder
+from apps.observability import observe
 
 logger = logging.getLogger("lapis.azure")
 ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
@@ -595,6 +596,7 @@ async def stream_events(model, url, query, body, *, reader, idle_timeout, sessio
     )
     session = session or stream_session()
     response = None
+    call = observe.upstream_call(model)  # metrics and the upstream span (apps.observability)
     try:
         for attempt in range(MAX_RETRIES + 1):
             headers = await request_headers(target)
@@ -607,6 +609,7 @@ async def stream_events(model, url, query, body, *, reader, idle_timeout, sessio
                 await asyncio.sleep(_backoff(attempt))
                 continue
             if response.status < 300:
+                call.responded(response.status)
                 break
             try:
                 error_body = await response.read()
@@ -616,11 +619,16 @@ async def stream_events(model, url, query, body, *, reader, idle_timeout, sessio
             wait = retry_wait(response.status, response.headers, attempt)
             if wait is None:
                 raise map_status(model, response.status, response.headers, error_body)
+            call.retry(response.status, wait)
             yield Retry(seconds=wait, status=response.status, attempt=attempt + 1)
             await asyncio.sleep(wait)
         async for event in _read_stream(model, response, idle_timeout, reader):
             yield event
+    except UpstreamError as exc:
+        call.failed(exc)
+        raise
     finally:
+        call.end()
         if response is not None:
             # At the end of the body the connection goes back to the pool; before it (a stop,
             # an error, a cancelled task) it is closed, which the upstream sees.

@@ -21,6 +21,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 from asgiref.sync import sync_to_async
 
+from apps.observability import metrics
+
 logger = logging.getLogger("lapis.azure")
 CHECK_INTERVAL = 1.0
 DEFAULT_CONTEXT = 4096
@@ -397,6 +399,7 @@ def _refresh(active):
         logger.info("model registry now at config version %s", active_id)
     _state["registry"] = registry
     _state["unusable"] = None
+    metrics.config_version(registry.version_id)
     return registry
 
 

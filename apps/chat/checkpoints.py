@@ -29,6 +29,8 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
+from apps.observability import metrics
+
 logger = logging.getLogger("lapis.chat")
 
 CHECKPOINT_INTERVAL = 1.0
@@ -105,7 +107,8 @@ def _write_batch(updates, touches):
         if touches:
             streaming.filter(id__in=touches).update(updated=now)
 
-    _run_write(write)
+    with metrics.checkpoint_write("batch"):
+        _run_write(write)
 
 
 def _write_final(message_id, fields, usage):
@@ -126,7 +129,8 @@ def _write_final(message_id, fields, usage):
                 record["conversation_id"] = None
             UsageRecord.objects.create(**record)
 
-    _run_write(write)
+    with metrics.checkpoint_write("final"):
+        _run_write(write)
 
 
 class Writer:

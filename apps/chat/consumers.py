@@ -31,6 +31,7 @@ from apps.chat.serializers import conversation_to_dict, message_to_dict
 from apps.chat.titles import start_title
 from apps.governance import ratelimits
 from project.dbthreads import on_chat_db
+from apps.observability import observe
 
 logger = logging.getLogger("lapis.chat")
 # How long ``resume`` waits for the generating process to answer before using the checkpoint.
@@ -57,9 +58,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.session_groups = await sessions.join(self)
         await self._join(user_group(self.user.pk))
         await self.accept()
+        observe.socket_opened(self)
 
     async def disconnect(self, code):
         # Leaving the groups is all: a generation this socket started goes on and is saved.
+        observe.socket_closed(self)
         if (permit := getattr(self, "socket_permit", None)) is not None:
             permit.release()
         for task in getattr(self, "background", ()):

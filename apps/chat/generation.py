@@ -49,6 +49,7 @@ from apps.chat.models import Message, Purpose
 from apps.chat.prompts import PromptTooLong
 from apps.chat.summaries import prepare_prompt
 from apps.chat.workers import WORKER_ID
+from apps.observability.observe import AnswerWatch
 
 logger = logging.getLogger("lapis.chat")
 
@@ -208,6 +209,7 @@ class Generation:
         self.prepared = None  # apps.chat.preparation.Prepared, if given at the start
         self.finished = False  # set (under ``flushing``) once no frame but ``done`` may follow
         self.snapshots = set()  # tasks answering snapshot requests
+        self.watch = AnswerWatch()  # metrics and the answer's trace span (apps.observability)
 
     @property
     def text(self):
@@ -257,6 +259,7 @@ class Generation:
             if prepared is None:
                 prepared = await database_sync_to_async(preparation.load)(self.message_id)
             self.for_staff = prepared.message.conversation.owner.is_staff
+            self.watch.started(prepared.message)  # before the reader: its upstream span is a child
             self.reader = asyncio.create_task(self._read(prepared))
             if self.stop_requested:  # a stop that came before the reader existed
                 self.reader.cancel()
@@ -287,6 +290,7 @@ class Generation:
                 # Logged here, not left as "Task exception was never retrieved": nothing awaits
                 # a generation. The writer has the final state or retries it.
                 logger.exception("Finishing answer %s failed", self.message_id)
+            self.watch.finished(status, error)
 
     async def _read(self, prepared):
         """Read the upstream stream into ``self.text``; return (status, error dict or None)."""
@@ -380,6 +384,8 @@ class Generation:
         async with aclosing(stream):
             async for event in stream:
                 if isinstance(event, TextDelta):
+                    if not self.relayed and not self.pending:
+                        self.watch.first_text()
                     self.pending.append(event.text)
                     self.arrived.set()
                 elif isinstance(event, ReasoningDelta):

@@ -69,6 +69,7 @@ class Upstream:
         self.first, self.count, self.gap = PACES[pace]
         self.chunks = 0
         self.streams = 0
+        self.trace_posts = 0  # OTLP/HTTP exports of Lapis's spans (--observability)
 
     async def handle(self, reader, writer):
         try:
@@ -82,8 +83,14 @@ class Upstream:
                 if head.startswith(b"GET /health"):
                     writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
                     continue
+                if head.startswith(b"POST /v1/traces"):  # an OTLP collector that keeps nothing
+                    self.trace_posts += 1
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\n"
+                                 b"content-length: 0\r\n\r\n")
+                    continue
                 if head.startswith(b"GET /stats"):
-                    data = json.dumps({"chunks": self.chunks, "streams": self.streams}).encode()
+                    data = json.dumps({"chunks": self.chunks, "streams": self.streams,
+                                       "trace_posts": self.trace_posts}).encode()
                     writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(data), data))
                     continue
                 await self.stream(writer, json.loads(body or b"{}"))
@@ -387,13 +394,22 @@ print(json.dumps(out))
 """
 
 
-def start_lapis(args, upstream_url, work):
-    from tests.live import LiveServer
+def observability_env(upstream_url):
+    """Metrics (a bearer token and a listener per process) and traces (OTLP/HTTP to the stub,
+    which answers 200 and keeps nothing) both on, as an operator would run them."""
+    from tests.live import free_port
+
+    return {"METRICS_TOKEN": "bench-" + uuid.uuid4().hex, "METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": upstream_url, "OTEL_BSP_SCHEDULE_DELAY": "1000"}
+
+
+def start_lapis(args, upstream_url, work, extra_env=None):
+    from tests.live import LiveServer, free_port
 
     config = work / "models.yaml"
     config.write_text(config_yaml(upstream_url))
     env = {"CONFIG_PATH": str(config), "LAPIS_BENCH_KEY": "bench-key",
-           "SECRET_KEY": "bench-" + uuid.uuid4().hex, "LOG_LEVEL": "WARNING"}
+           "SECRET_KEY": "bench-" + uuid.uuid4().hex, "LOG_LEVEL": "WARNING", **(extra_env or {})}
     servers = [LiveServer(work / "a", extra_env=env)]
     (work / "a").mkdir()
     servers[0].manage("migrate", "--noinput", "-v0")
@@ -403,6 +419,8 @@ def start_lapis(args, upstream_url, work):
     timings.append(time.monotonic() - began)
     for index in range(1, args.processes):
         (work / f"p{index}").mkdir()
+        if "METRICS_ADDRESS" in env:  # a listener of its own per process
+            env = {**env, "METRICS_ADDRESS": f"127.0.0.1:{free_port()}"}
         server = LiveServer(work / f"p{index}", extra_env=env, database_url=servers[0].database_url)
         began = time.monotonic()
         server.start(migrate=False)
@@ -411,30 +429,14 @@ def start_lapis(args, upstream_url, work):
     return servers, timings
 
 
-async def run(args):
-    import aiohttp
-
-    first, count, gap = PACES[args.pace]
-    budget = first + count * gap + 60 + args.streams * 0.05
-    upstream = UpstreamProcess(args.pace)
-    work = Path(tempfile.mkdtemp(prefix="lapis-relay-"))
+async def lapis_round(args, upstream, session, work, *, budget, count, extra_env=None):
+    """N answers through freshly started Lapis processes (``extra_env`` added to theirs);
+    returns the clients' results and the processes' figures."""
     servers = []
-    connector = aiohttp.TCPConnector(limit=0, force_close=False)
-    session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
     try:
-        await upstream.wait(session)
-        # 1. the upstream alone
-        start = asyncio.Event()
-        deadline = time.monotonic() + budget
-        tasks = [asyncio.create_task(direct_client(session, upstream.url, uuid.uuid4().hex[:12], start, deadline))
-                 for _ in range(args.streams)]
-        await asyncio.sleep(0.2)
-        start.set()
-        alone = await asyncio.gather(*tasks)
-        alone_ok = sum(r.text == expected_text(r.nonce, count) for r in alone)
-
-        # 2. through Lapis
-        servers, startup = await asyncio.to_thread(start_lapis, args, upstream.url, work)
+        async with session.get(upstream.url + "/stats") as response:
+            stats_before = await response.json(content_type=None)
+        servers, startup = await asyncio.to_thread(start_lapis, args, upstream.url, work, extra_env)
         pids = [s.process.pid for s in servers]
         await asyncio.sleep(1.0)
         idle_rss = [proc_mem(pid, "VmRSS") for pid in pids]
@@ -471,29 +473,86 @@ async def run(args):
         through = await asyncio.gather(*tasks)
         cpu = sum(proc_cpu(pid) - before for pid, before in zip(pids, cpu_before, strict=True))
         peak_rss = [proc_mem(pid, "VmHWM") for pid in pids]
+        counted = await _counted_answers(session, servers) if extra_env else None
+        await asyncio.sleep(1.5 if extra_env else 0)  # the span batches' last export
         async with session.get(upstream.url + "/stats") as response:
             stats = await response.json(content_type=None)
         stored = json.loads((await asyncio.to_thread(servers[0].shell, STORED_CODE)).strip().splitlines()[-1])
     finally:
-        await session.close()
         for server in reversed(servers):
             server.stop()
-        upstream.stop()
-
     streamed_ok = sum(r.text == expected_text(r.nonce, count) for r in through)
     stored_ok = sum(
         1 for r in through
         if stored.get(prompt(r.nonce), [None, None])[1] == expected_text(r.nonce, count)
         and stored[prompt(r.nonce)][0] == "complete"
     )
-    lapis_chunks = stats["chunks"] - sum(r.chunks for r in alone) - count * args.processes  # warm-ups
-    report(args, summary(alone, count), summary(through, count), {
-        "alone_ok": alone_ok, "streamed_ok": streamed_ok, "stored_ok": stored_ok,
+    lapis_chunks = stats["chunks"] - stats_before["chunks"] - count * args.processes  # warm-ups
+    return through, {
+        "streamed_ok": streamed_ok, "stored_ok": stored_ok,
         "gaps": sum(r.gaps for r in through), "resumes": sum(r.resumes for r in through),
         "errors": sorted({r.error for r in through if r.error}),
         "cpu_us": cpu / lapis_chunks * 1e6 if lapis_chunks else None, "cpu_s": cpu,
+        "cpu_per_answer_ms": cpu / args.streams * 1e3,
         "chunks": lapis_chunks, "peak_rss": peak_rss, "idle_rss": idle_rss, "startup": startup,
-    })
+        "trace_posts": stats.get("trace_posts", 0) - stats_before.get("trace_posts", 0),
+        "counted": counted,
+    }
+
+
+async def _counted_answers(session, servers):
+    """Answers the processes' metrics listeners counted as finished (proof the figures were on)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    counted = 0
+    for server in servers:
+        async with session.get(f"http://{server.env['METRICS_ADDRESS']}/metrics") as response:
+            text = await response.text()
+        for family in text_string_to_metric_families(text):
+            counted += sum(s.value for s in family.samples if s.name == "lapis_answers_finished_total")
+    return int(counted)
+
+
+async def run(args):
+    import aiohttp
+
+    first, count, gap = PACES[args.pace]
+    budget = first + count * gap + 60 + args.streams * 0.05
+    upstream = UpstreamProcess(args.pace)
+    work = Path(tempfile.mkdtemp(prefix="lapis-relay-"))
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+    try:
+        await upstream.wait(session)
+        # 1. the upstream alone
+        start = asyncio.Event()
+        deadline = time.monotonic() + budget
+        tasks = [asyncio.create_task(direct_client(session, upstream.url, uuid.uuid4().hex[:12], start, deadline))
+                 for _ in range(args.streams)]
+        await asyncio.sleep(0.2)
+        start.set()
+        alone = await asyncio.gather(*tasks)
+        alone_ok = sum(r.text == expected_text(r.nonce, count) for r in alone)
+
+        # 2. through Lapis (3. again with metrics and tracing on, for --observability compare)
+        rounds = {"off": [None], "on": [observability_env(upstream.url)],
+                  "compare": [None, observability_env(upstream.url)]}[args.observability]
+        measured = []
+        for index, extra_env in enumerate(rounds):
+            round_dir = work / f"round{index}"
+            round_dir.mkdir()
+            measured.append(await lapis_round(
+                args, upstream, session, round_dir, budget=budget, count=count, extra_env=extra_env
+            ))
+    finally:
+        await session.close()
+        upstream.stop()
+
+    for (through, extra), extra_env in zip(measured, rounds, strict=True):
+        report(args, summary(alone, count), summary(through, count), {"alone_ok": alone_ok, **extra},
+               observed=extra_env is not None)
+    if len(measured) == 2:
+        overhead(args, [summary(through, count) for through, _ in measured], [extra for _, extra in measured])
 
 
 def _fmt(value, unit=""):
@@ -504,10 +563,11 @@ def _fmt(value, unit=""):
     return f"{value}{unit}"
 
 
-def report(args, alone, lapis, extra):
+def report(args, alone, lapis, extra, *, observed=False):
     n = args.streams
+    watching = "metrics + tracing ON" if observed else "metrics + tracing off"
     print(f"\nrelay benchmark: {n} stream(s), pace {args.pace}, profile {args.profile}, "
-          f"{args.processes} Daphne process(es); load {os.getloadavg()[0]:.2f}")
+          f"{args.processes} Daphne process(es), {watching}; load {os.getloadavg()[0]:.2f}")
     print(f"{'figure':<28}{'upstream alone':>16}{'through Lapis':>16}{'ratio / diff':>16}")
     rows = [("first text p50 (ms)", "first_p50"), ("first text p95 (ms)", "first_p95"),
             ("total p95 (ms)", "total_p95"), ("tokens/s (aggregate)", "tokens_s")]
@@ -530,6 +590,29 @@ def report(args, alone, lapis, extra):
     print("per Daphne process: idle RSS " + ", ".join(f"{v:.0f} MB" for v in extra["idle_rss"])
           + "; peak RSS " + ", ".join(f"{v:.0f} MB" for v in extra["peak_rss"])
           + "; start to healthy " + ", ".join(f"{v:.2f} s" for v in extra["startup"]))
+    if observed:
+        print(f"observability: {extra['counted']} answers counted by the metrics listeners "
+              f"(warm-ups included); {extra['trace_posts']} OTLP span exports received")
+
+
+def overhead(args, lapis, extras):
+    """Metrics + tracing on against off, per answer: the Lapis processes' CPU and the latencies."""
+    off, on = lapis
+    print(f"\nobservability overhead ({args.streams} answers of {PACES[args.pace][1]} chunks; "
+          "two runs of fresh processes: differences under a few % are noise on a shared box)")
+    print(f"{'figure':<30}{'off':>14}{'on':>14}{'on − off':>16}")
+    cpu = [extra["cpu_per_answer_ms"] for extra in extras]
+    print(f"{'Lapis CPU per answer (ms)':<30}{cpu[0]:>14.2f}{cpu[1]:>14.2f}"
+          f"{cpu[1] - cpu[0]:>+12.2f} ms ({(cpu[1] - cpu[0]) / cpu[0]:+.1%})")
+    chunk = [extra["cpu_us"] or 0 for extra in extras]
+    print(f"{'Lapis CPU per chunk (µs)':<30}{chunk[0]:>14.1f}{chunk[1]:>14.1f}{chunk[1] - chunk[0]:>+13.1f} µs")
+    for label, key in (("first text p50 (ms)", "first_p50"), ("first text p95 (ms)", "first_p95"),
+                       ("total p95 (ms)", "total_p95")):
+        a, b = off[key], on[key]
+        diff = "–" if a is None or b is None else f"{b - a:+,.1f} ms"
+        print(f"{label:<30}{_fmt(a):>14}{_fmt(b):>14}{diff:>16}")
+    rss = [sum(extra["peak_rss"]) for extra in extras]
+    print(f"{'peak RSS, all processes (MB)':<30}{rss[0]:>14.0f}{rss[1]:>14.0f}{rss[1] - rss[0]:>+13.0f} MB")
 
 
 def main():
@@ -538,6 +621,11 @@ def main():
     parser.add_argument("--pace", choices=sorted(PACES), default="fast")
     parser.add_argument("--profile", choices=["default", "redis"], default="default")
     parser.add_argument("--processes", type=int, choices=[1, 2], default=1)
+    parser.add_argument(
+        "--observability", choices=["off", "on", "compare"], default="off",
+        help="metrics (METRICS_TOKEN, METRICS_ADDRESS) and tracing (OTLP to the stub) in the "
+        "Lapis processes; compare: a run without, then one with, and the overhead per answer",
+    )
     parser.add_argument("--serve-upstream", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_upstream:
