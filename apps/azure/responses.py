@@ -129,7 +129,17 @@ def build_responses_body(model, messages, *, params=None):
 
 async def stream_responses(model, messages, *, params=None, idle_timeout=60.0, session=None):
     """Stream one answer from ``model`` through the Responses API; the events and errors of
-    ``client.stream_chat`` plus ``ReasoningDelta`` (see the module docstring)."""
+    ``client.stream_chat`` plus ``ReasoningDelta`` (see the module docstring); a pool streams
+    from its members in turn (apps/azure/pools.py)."""
+    if model.members:
+        from apps.azure.pools import stream_pool
+
+        pooled = stream_pool(model, stream_responses, messages, params=params,
+                             idle_timeout=idle_timeout, session=session)
+        async with aclosing(pooled):
+            async for event in pooled:
+                yield event
+        return
     body = build_responses_body(model, messages, params=params)
     url = responses_url(model.target)
     query = responses_query(model.api_version)
