@@ -17,7 +17,7 @@ from tests.simulator_fixture import CHAT_VERSION
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def pool_yaml(simulator, **overrides):
+def pool_yaml(simulator, *, pool_access=None, **overrides):
     """The simulator's config plus two groups ("eu", "us") serving gpt-4o as one pool."""
     region = lambda name, label: {  # noqa: E731
         "group": name, "apiKey": "${LAPIS_SIM_KEY}", "endpoint": simulator.url, "version": CHAT_VERSION,
@@ -26,7 +26,8 @@ def pool_yaml(simulator, **overrides):
     return simulator.config_yaml(
         titleConvo=False, summarize=False,
         extra_groups=[region("eu", "gpt-4o (EU)"), region("us", "gpt-4o (US)")],
-        pools={"gpt-4o-pool": {"label": "GPT-4o", "members": ["gpt-4o-eu", "gpt-4o-us"]}},
+        pools={"gpt-4o-pool": {"label": "GPT-4o", "members": ["gpt-4o-eu", "gpt-4o-us"],
+                               **({"access": pool_access} if pool_access else {})}},
         **overrides,
     )
 
@@ -167,3 +168,18 @@ async def test_admin_health_page_is_staff_only_and_shows_the_rolling_view(
     assert 'data-group="eu" data-deployment="gpt-4o-eu" data-state="rate_limited"' in html
     assert 'data-group="us" data-deployment="gpt-4o-us" data-state="ok"' in html
     assert "sim-key" not in html
+
+
+async def test_a_pool_with_an_access_list_is_refused_to_others_and_never_reaches_a_member(
+    azure_simulator, activate_config, user_a, open_socket
+):
+    azure_simulator.reset()
+    registry = await asyncio.to_thread(activate_config, pool_yaml(azure_simulator, pool_access=["premium"]))
+    assert registry.get("gpt-4o-pool").access == ("premium",)
+    socket = await open_socket(user_a[1])
+    await socket.send({"type": "send", "client_id": uuid.uuid4().hex, "text": "Hi", "model": "gpt-4o-pool"})
+    frame = await socket.until(lambda f: f["type"] == "error")
+    assert frame["code"] == "model_not_allowed"
+    assert served_by(azure_simulator) == []
+    page = await asyncio.to_thread(lambda: user_a[1].get("/models/"))
+    assert b'data-key="gpt-4o-pool"' not in page.content
