@@ -1,6 +1,8 @@
 """The model-health banner in a real Chromium against a live Lapis server on the simulator:
 it appears while a deployment fails and goes when it recovers."""
 
+import os
+
 import pytest
 
 from tests.chat.conftest import open_chat_page, start_simulated_server
@@ -95,3 +97,26 @@ def test_banner_while_a_model_fails_goes_at_its_next_good_answer(
     banner_gone(page, timeout=5_000)
     assert page.console_errors == []
     page.context.close()
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="a view shared by processes needs Redis (REDIS_URL)")
+def test_a_cool_down_seen_by_another_process_reaches_the_banner_and_the_pool(
+    browser, health_server, azure_simulator
+):
+    """This test process plays a second Lapis process: the EU 429 it records goes through
+    Redis to the live server, which shows the banner and sends its next answer to US at once."""
+    from apps.azure import health
+
+    azure_simulator.reset()
+    health.record(("eu", "gpt-4o-eu"), outcome=health.RATE_LIMITED, status=429, retry_after=20)
+    try:
+        page = open_chat_page(browser, health_server, "hana", timeout=20_000)
+        page.select_option("[data-testid=model-picker]", "gpt-4o-pool")
+        banner_shows(page, "gpt-4o (EU) is rate-limited; answers come from gpt-4o (US).")
+        send(page, "Which region?")
+        wait_answers(page, 1)
+        assert [e["deployment"] for e in azure_simulator.requests() if e["deployment"]] == ["gpt-4o-us"]
+        page.context.close()
+    finally:
+        health.record(("eu", "gpt-4o-eu"), outcome=health.OK)
+        health.forget()
