@@ -6,6 +6,7 @@ import json
 import uuid
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 
 from apps.azure import health
@@ -32,16 +33,24 @@ def pool_yaml(simulator, *, pool_access=None, **overrides):
     )
 
 
+def forget_health():
+    """No health from earlier tests: this process's view and the shared entries."""
+    health.forget()
+    cache.delete_many([health.cache_key(g, f"gpt-4o-{g}") for g in ("eu", "us")])
+
+
+@pytest.fixture(autouse=True)
+def _fresh_health():
+    forget_health()
+    yield
+    forget_health()
+
+
 @pytest.fixture
 def pool_config(azure_simulator, activate_config, settings):
     settings.CHAT_IDLE_TIMEOUT = 1.5
     azure_simulator.reset()
-    health.forget()
-    yield activate_config(pool_yaml(azure_simulator))
-    health.forget()
-    from django.core.cache import cache
-
-    cache.delete_many([health.cache_key(g, f"gpt-4o-{g}") for g in ("eu", "us")])
+    return activate_config(pool_yaml(azure_simulator))
 
 
 @pytest.fixture
@@ -183,3 +192,19 @@ async def test_a_pool_with_an_access_list_is_refused_to_others_and_never_reaches
     assert served_by(azure_simulator) == []
     page = await asyncio.to_thread(lambda: user_a[1].get("/models/"))
     assert b'data-key="gpt-4o-pool"' not in page.content
+
+
+async def test_a_pool_of_responses_api_members_fails_over_the_same_way(
+    azure_simulator, activate_config, user_a, open_socket, failovers
+):
+    azure_simulator.reset()
+    text = pool_yaml(azure_simulator).replace("label: gpt-4o (EU)", "label: gpt-4o (EU)\n          useResponsesApi: true")
+    text = text.replace("label: gpt-4o (US)", "label: gpt-4o (US)\n          useResponsesApi: true")
+    registry = await asyncio.to_thread(activate_config, text)
+    assert registry.get("gpt-4o-pool").responses_api
+    done, stored, _ = await ask(open_socket, user_a[1], "Hi [sim:429 retry_after=30 deployment=gpt-4o-eu]")
+    assert done["status"] == "complete", done
+    assert [(e["path"], e["deployment"], e["status"]) for e in azure_simulator.requests()] == [
+        ("/openai/v1/responses", "gpt-4o-eu", 429), ("/openai/v1/responses", "gpt-4o-us", 200),
+    ]
+    assert failovers[0]["reason"] == "rate_limited"
