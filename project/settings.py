@@ -366,6 +366,13 @@ STORAGES = {
 # Without a collectstatic run (make run, tests), WhiteNoise serves straight from the finders.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
+# Seconds between the chat page's looks at model health (the banner for a model that is
+# rate-limited or failing right now; apps/azure/health.py).
+HEALTH_POLL_SECONDS = env_int("HEALTH_POLL_SECONDS", 15)
+if not 1 <= HEALTH_POLL_SECONDS <= 3600:
+    raise ImproperlyConfigured(
+        f"HEALTH_POLL_SECONDS must be between 1 and 3600 seconds, not {HEALTH_POLL_SECONDS}"
+    )
 
 # Security baseline: strict CSP (no inline script or style), no framing, no sniffing.
 SECURE_CONTENT_TYPE_NOSNIFF = True

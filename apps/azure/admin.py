@@ -21,7 +21,7 @@ from django.urls import path, reverse
 from apps.azure import selectors
 from apps.azure.config import ENV_REF, MAX_BYTES, parse_config
 from apps.azure.models import ConfigVersion, StoredSecret
-from apps.azure.registry import Registry
+from apps.azure.registry import POOLS_SECTION, Registry
 from apps.azure.secrets import KEY_NAME, MAX_VALUE_CHARS
 from apps.azure.services import ConfigInvalid, activate_version, load_version
 
@@ -161,9 +161,22 @@ def numbered_lines(text, problems):
 def describe(registry):
     """Groups with their models and where each request goes (display URLs only)."""
     groups = []
-    for name, specs in registry.groups():
+    for name, specs in registry.config_groups():
         groups.append({"name": name, "models": [describe_model(spec) for spec in specs]})
     return groups
+
+
+def describe_pools(registry):
+    """Each pool: the name users pick, its members in the order they are tried (with their
+    groups), what the pool can do (what every member can) and who may use it."""
+    return [
+        {
+            **describe_model(pool),
+            "members": [{"key": m.key, "label": m.label, "group": m.group, "deployment": m.deployment or ""}
+                        for m in pool.members],
+        }
+        for pool in registry.pools()
+    ]
 
 
 def describe_model(spec):
@@ -205,8 +218,8 @@ def describe_access(spec):
 
 def diff(old, new):
     """Models added, removed and changed between two registries (by key)."""
-    old_models = {m["key"]: m for g in describe(old) for m in g["models"]}
-    new_models = {m["key"]: (g["name"], m) for g in describe(new) for m in g["models"]}
+    old_models = {m["key"]: m for g in _sections(old) for m in g["models"]}
+    new_models = {m["key"]: (g["name"], m) for g in _sections(new) for m in g["models"]}
     old_groups = {spec.key: spec.group for spec in old.all_models()}
     added = [key for key in new_models if key not in old_models]
     removed = [key for key in old_models if key not in new_models]
@@ -227,15 +240,58 @@ def diff(old, new):
     return {"added": added, "removed": removed, "changed": changed, "empty": not (added or removed or changed)}
 
 
+def _sections(registry):
+    pools = describe_pools(registry)
+    return [*describe(registry), *([{"name": POOLS_SECTION, "models": pools}] if pools else [])]
+
+
 def preview_context(text, result, active):
     new = Registry(result.config)
     old = _registry_of(active)
     return {
         "groups": describe(new),
+        "pools": describe_pools(new),
         "registry": new,
         "diff": diff(old, new),
         "warnings": result.warnings,
         "lines": numbered_lines(text, result.warnings),
+    }
+
+
+def health_context(registry):
+    """The health page: this process's rows (apps.azure.health.snapshot), every configured
+    deployment's shared state, and the pools with their members' states."""
+    import os
+    import socket
+
+    from apps.azure import health
+
+    rows = health.snapshot()
+    for row in rows:
+        row["error_percent"] = f"{row['error_rate']:.0%}"
+        row["limited_percent"] = f"{row['rate_limited_rate']:.0%}"
+        for name in ("latency_p50", "latency_p95"):
+            row[name] = "–" if row[name] is None else f"{row[name]:.2f} s"
+        row["cooling"] = f"{row['cooling']:.0f} s" if row["cooling"] else ""
+    specs = [s for s in registry.all_models() if not s.members]
+    keys = list(dict.fromkeys(health.key_of(spec) for spec in specs))
+    shared = health.shared(keys)
+    everywhere = [
+        {"group": g, "deployment": d, "state": shared.get((g, d), {}).get("state", health.OK),
+         "cooling": f"{health.shared_cooling(shared.get((g, d))):.0f} s" if health.shared_cooling(shared.get((g, d))) else ""}
+        for g, d in keys
+    ]
+    pools = [
+        {"key": pool.key, "members": [
+            {"key": m.key, "group": m.group,
+             "state": shared.get(health.key_of(m), {}).get("state", health.state(health.key_of(m)))}
+            for m in pool.members]}
+        for pool in registry.pools()
+    ]
+    return {
+        "rows": rows, "shared": everywhere, "pools": pools,
+        "process": f"{socket.gethostname()}:{os.getpid()}",
+        "window": int(health.WINDOW), "recent": int(health.RECENT),
     }
 
 
@@ -270,6 +326,7 @@ class ConfigVersionAdmin(admin.ModelAdmin):
             path("add/", self._guard(self.load_view), name="azure_configversion_add"),
             path("<int:pk>/", self._guard(self.version_view), name="azure_configversion_change"),
             path("<int:pk>/activate/", self._guard(self.activate_view), name="azure_configversion_activate"),
+            path("health/", self._guard(self.health_view), name="azure_health"),
         ]
 
     def _guard(self, view):
@@ -334,6 +391,13 @@ class ConfigVersionAdmin(admin.ModelAdmin):
             active = selectors.active_version()
             context.update(preview_context(version.text, result, active))
         return TemplateResponse(request, "admin/azure/configversion/version.html", context)
+
+    def health_view(self, request):
+        """Deployment health (staff): this process's rolling view and the shared one."""
+        from apps.azure.registry import get_registry
+
+        context = self._context(request, title="Deployment health", **health_context(get_registry()))
+        return TemplateResponse(request, "admin/azure/configversion/health.html", context)
 
     def activate_view(self, request, pk):
         if request.method != "POST":

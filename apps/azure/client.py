@@ -31,6 +31,7 @@ import httpx2
 import openai
 from django.conf import settings
 
+from apps.azure import health
 from apps.azure.errors import UpstreamError, wait_phrase
 from apps.azure.sse import DONE, SSEDecoder
 from apps.observability import observe
@@ -563,7 +564,17 @@ async def stream_chat(
     ``idle_timeout`` seconds raises ``upstream_stalled``. Leaving the iteration early (a
     cancelled task, ``aclose``) closes the connection, so the upstream sees the disconnect.
     ``session`` (tests: an ``aiohttp.ClientSession``) replaces the process's session.
+    A pool (``model.members``) streams from its members in turn (apps/azure/pools.py).
     """
+    if model.members:
+        from apps.azure.pools import stream_pool
+
+        pooled = stream_pool(model, stream_chat, messages, params=params, tools=tools,
+                             tool_choice=tool_choice, idle_timeout=idle_timeout, session=session)
+        async with aclosing(pooled):
+            async for event in pooled:
+                yield event
+        return
     route, body = build_request(
         model, messages, params=params, tools=tools, tool_choice=tool_choice, stream=True
     )
@@ -597,6 +608,7 @@ async def stream_events(model, url, query, body, *, reader, idle_timeout, sessio
     session = session or stream_session()
     response = None
     call = observe.upstream_call(model)  # metrics and the upstream span (apps.observability)
+    probe = health.Probe(model)  # this call's outcome, for the deployment's health
     try:
         for attempt in range(MAX_RETRIES + 1):
             headers = await request_headers(target)
@@ -616,19 +628,26 @@ async def stream_events(model, url, query, body, *, reader, idle_timeout, sessio
             except aiohttp.ClientError:
                 error_body = b""
             response.release()
-            wait = retry_wait(response.status, response.headers, attempt)
+            # A pool member with another behind it hands a 429/5xx on at once (pools.py).
+            wait = None if model.fails_over else retry_wait(response.status, response.headers, attempt)
             if wait is None:
                 raise map_status(model, response.status, response.headers, error_body)
             call.retry(response.status, wait)
+            probe.failed(status=response.status, retry_after=_retry_after(response.headers))
+            probe.retrying()
             yield Retry(seconds=wait, status=response.status, attempt=attempt + 1)
             await asyncio.sleep(wait)
         async for event in _read_stream(model, response, idle_timeout, reader):
+            probe.first_chunk()
             yield event
     except UpstreamError as exc:
         call.failed(exc)
+        if not probe.done:
+            probe.failed(status=exc.status, code=exc.code, retry_after=exc.retry_after)
         raise
     finally:
         call.end()
+        probe.close()
         if response is not None:
             # At the end of the body the connection goes back to the pool; before it (a stop,
             # an error, a cancelled task) it is closed, which the upstream sees.

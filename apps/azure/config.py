@@ -77,7 +77,11 @@ ENDPOINT_KEYS = (
     "plugins",
     "assistants",
     "simulated",
+    "pools",
 )
+# A pool (Lapis extension, endpoints.azureOpenAI.pools.<name>): one model name served by several
+# models of the file (e.g. one per region), tried in order with failover (apps/azure/pools.py).
+POOL_KEYS = ("members", "label", "access")
 GROUP_KEYS = (
     "group",
     "apiKey",
@@ -221,6 +225,17 @@ class GroupConfig:
 
 
 @dataclass(frozen=True)
+class PoolConfig:
+    """``pools.<name>``: users pick ``name``; answers go to ``members`` (model keys, in order)."""
+
+    name: str
+    members: tuple
+    label: str | None
+    access: tuple | None  # None: the members' common rule
+    line: int
+
+
+@dataclass(frozen=True)
 class Config:
     groups: tuple
     title_convo: bool = False
@@ -231,6 +246,7 @@ class Config:
     plugins: bool = False
     assistants: bool = False
     simulated: bool = False
+    pools: tuple = ()  # PoolConfig, in file order
 
     def models(self):
         return [model for group in self.groups for model in group.models]
@@ -656,6 +672,8 @@ class _Validator:
                 groups = self.groups(groups_node)
         models = {model.key: model for group in groups if group for model in group.models}
         usable = {key for key, model in models.items() if model.type != "image"}
+        pools = self.pools(items, groups) if "pools" in items else ()
+        usable |= {pool.name for pool in pools}
         if settings["title_convo"]:
             title_model = title_model or "gpt-3.5-turbo"
             if models and title_model not in usable:
@@ -681,8 +699,111 @@ class _Validator:
             groups=tuple(groups),
             title_model=title_model or "gpt-3.5-turbo",
             summary_model=summary_model,
+            pools=tuple(pools),
             **settings,
         )
+
+    def pools(self, items, groups):
+        """``pools:`` name → ``{members: [model keys], label, access}`` (or just the list).
+
+        LibreChat ignores the key (its azureOpenAI schema drops unknown keys), and every member
+        is an ordinary model of the file, so the same file still works there, model by model."""
+        node = items["pools"][1]
+        pools_items = self.mapping(node, f"{ROOT}.pools")
+        if pools_items is None:
+            return []
+        models = {}
+        for group in groups:
+            for model in (group.models if group else ()):
+                models[model.key] = (group, model)
+        pooled, result = {}, []
+        for name, (key_node, value_node) in pools_items.items():
+            path = f"{ROOT}.pools.{name}"
+            if self.literal(name, path, key_node, what="a pool name") is None:
+                continue
+            if name in models:
+                self.error(path, key_node, f'pool "{name}" has the name of a model in group '
+                           f'"{models[name][0].name}": a pool needs a name of its own')
+                continue
+            pool = self.pool(name, key_node, value_node, path, models, pooled)
+            if pool:
+                result.append(pool)
+        return result
+
+    def pool(self, name, key_node, node, path, models, pooled):
+        label, access, members_node = None, None, node
+        if isinstance(node, yaml.MappingNode):
+            pool_items = self.mapping(node, path)
+            self.check_keys(pool_items, POOL_KEYS, path, f'pool "{name}"')
+            label = self.string(pool_items, "label", path)
+            access = self.access(pool_items, path)
+            if "members" not in pool_items:
+                self.error(path, node, f'pool "{name}" needs members (a list of model keys)')
+                return None
+            members_node = pool_items["members"][1]
+        mpath = f"{path}.members"
+        if not isinstance(members_node, yaml.SequenceNode) or len(members_node.value) < 2:
+            self.error(mpath, members_node, "members must be a list of at least two model keys, "
+                       "like members: [gpt-4o-eu, gpt-4o-us]")
+            return None
+        keys, ok = [], True
+        for index, member_node in enumerate(members_node.value):
+            where = f"{mpath}[{index}]"
+            key = self.scalar(member_node, where) if isinstance(member_node, yaml.ScalarNode) else None
+            if not isinstance(key, str):
+                self.error(where, member_node, "a member is a model key of this file")
+                ok = False
+            elif self.literal(key, where, member_node, what="a model key") is None:
+                ok = False
+            elif key not in models:
+                hint = suggest(key, list(models))
+                self.error(where, member_node, f'"{key}" is not a model of this file'
+                           + (f' (did you mean "{hint}"?)' if hint else ""))
+                ok = False
+            elif key in keys:
+                self.error(where, member_node, f'"{key}" is listed twice in pool "{name}"')
+                ok = False
+            elif key in pooled:
+                self.error(where, member_node, f'"{key}" is already a member of pool "{pooled[key]}"')
+                ok = False
+            else:
+                keys.append(key)
+                pooled[key] = name
+        if not ok:
+            return None
+        return self.pool_members(name, key_node, members_node, path, keys, models, label, access)
+
+    def pool_members(self, name, key_node, members_node, path, keys, models, label, access):
+        """Members answer alike: same kind of model, same API; access the same unless the pool
+        says its own (a pool never widens who may reach a member without saying so)."""
+        from apps.azure.registry import model_access, type_for
+
+        def kind(key):
+            group, model = models[key]
+            return model.type or type_for(key, force_prompt=group.force_prompt)
+
+        def api(key):
+            return models[key][1].use_responses_api
+
+        first = keys[0]
+        for key in keys[1:]:
+            if kind(key) != kind(first) or api(key) != api(first):
+                self.error(f"{path}.members", members_node,
+                           f'members of pool "{name}" must be the same kind of model: "{first}" is '
+                           f'{kind(first)}{" (Responses API)" if api(first) else ""}, "{key}" is '
+                           f'{kind(key)}{" (Responses API)" if api(key) else ""}')
+                return None
+        if kind(first) == "image":
+            self.error(f"{path}.members", members_node, "a pool is for chat models, not image models")
+            return None
+        rules = {model_access(*models[key]) for key in keys}
+        if access is None and len(rules) > 1:
+            self.error(path, key_node, f'members of pool "{name}" have different access rules: '
+                       "give the pool its own access list")
+            return None
+        return PoolConfig(name=name, members=tuple(keys), label=label,
+                          access=access if access is not None else next(iter(rules)),
+                          line=key_node.start_mark.line + 1)
 
     def title_method(self, items):
         # LibreChat's "structured" asks for the title as structured output: Lapis's forced

@@ -16,7 +16,7 @@ import logging
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import quote, unquote, urlsplit
 
 from asgiref.sync import sync_to_async
@@ -196,6 +196,12 @@ class ModelSpec:
     target: Target | None = field(default=None, repr=False, compare=False)
     add_params: dict = field(default_factory=dict, repr=False, compare=False)
     drop_params: tuple = field(default=(), repr=False, compare=False)
+    # A pool (config ``pools``): its member specs in order of preference; () for a plain model.
+    # A pool otherwise reads as its first member (target, deployment), so code that does not
+    # fail over (titles, summaries) still reaches a real deployment.
+    members: tuple = field(default=(), repr=False, compare=False)
+    # A member tried with another behind it: a 429/5xx is handed on at once, not waited for.
+    fails_over: bool = field(default=False, repr=False, compare=False)
 
     @property
     def request_url(self):
@@ -248,6 +254,27 @@ def _target(group, model):
     )
 
 
+POOLS_SECTION = "Pools"  # the picker's section for pools (their members are not listed)
+
+
+def build_pool(pool, members):
+    """The ModelSpec users pick for ``pool`` (a PoolConfig) served by ``members`` (specs): what
+    every member can do (the smallest window, vision only if all see)."""
+    first = members[0]
+    outputs = [m.max_output for m in members if m.max_output]
+    return replace(
+        first,
+        key=pool.name,
+        label=pool.label or pool.name,
+        group=POOLS_SECTION,
+        context_window=min(m.context_window for m in members),
+        max_output=min(outputs) if outputs else None,
+        vision=all(m.vision for m in members),
+        access=pool.access,
+        members=tuple(members),
+    )
+
+
 def model_access(group, model):
     """A model's own ``access`` list replaces its group's; neither means everyone."""
     return model.access if model.access is not None else group.access
@@ -291,6 +318,11 @@ class Registry:
                 specs = [build_spec(group, m, simulated=config.simulated) for m in group.models]
                 self._groups.append((group.name, specs))
         self._by_key = {spec.key: spec for _, specs in self._groups for spec in specs}
+        self._pools = []
+        for pool in config.pools if config is not None else ():
+            self._pools.append(build_pool(pool, [self._by_key[key] for key in pool.members]))
+        self._pooled = {member.key for pool in self._pools for member in pool.members}
+        self._by_key.update((pool.key, pool) for pool in self._pools)
         self.title_convo = bool(config and config.title_convo)
         self.title_method = config.title_method if config else "completion"
         self.summarize = bool(config and config.summarize)
@@ -313,13 +345,28 @@ class Registry:
         return list(self._by_key.values())
 
     def chat_models(self):
-        return [spec for spec in self._by_key.values() if spec.type in ("chat", "completion")]
+        """What users pick from: pools first, then the models that are in no pool."""
+        plain = (s for s in self._by_key.values() if s.key not in self._pooled and not s.members)
+        return [s for s in [*self._pools, *plain] if s.type in ("chat", "completion")]
 
     def image_models(self):
         return [spec for spec in self._by_key.values() if spec.type == "image"]
 
     def groups(self):
+        """The picker's sections: pools (if any), then each group without its pooled models."""
+        sections = [(POOLS_SECTION, list(self._pools))] if self._pools else []
+        for name, specs in self._groups:
+            kept = [spec for spec in specs if spec.key not in self._pooled]
+            if kept:
+                sections.append((name, kept))
+        return sections
+
+    def config_groups(self):
+        """Every group with every model, as the file has them (the admin preview)."""
         return [(name, list(specs)) for name, specs in self._groups]
+
+    def pools(self):
+        return list(self._pools)
 
     def first_vision_model(self):
         return next((spec for spec in self.chat_models() if spec.vision), None)

@@ -196,7 +196,16 @@ async def stream_responses(
 ):
     """Stream one answer from ``model`` through the Responses API; the events and errors of
     ``client.stream_chat`` (``ToolCall`` included) plus ``ReasoningDelta`` (see the module
-    docstring)."""
+    docstring); a pool streams from its members in turn (apps/azure/pools.py)."""
+    if model.members:
+        from apps.azure.pools import stream_pool
+
+        pooled = stream_pool(model, stream_responses, messages, params=params, tools=tools,
+                             tool_choice=tool_choice, idle_timeout=idle_timeout, session=session)
+        async with aclosing(pooled):
+            async for event in pooled:
+                yield event
+        return
     body = build_responses_body(model, messages, params=params, tools=tools, tool_choice=tool_choice)
     url = responses_url(model.target)
     query = responses_query(model.api_version)

@@ -4,4 +4,5 @@ from apps.azure import views
 
 urlpatterns = [
     path("models/", views.model_list, name="models"),
+    path("models/health/", views.model_health, name="model_health"),
 ]

@@ -221,6 +221,10 @@ class Simulator:
         for marker in markers:
             if marker.name not in ("429", "500", "503"):
                 continue
+            # deployment=NAME: only that deployment fails (one region of a pool); others answer.
+            scope = marker.args.get("deployment")
+            if scope is not None and (deployment is None or deployment.name != scope):
+                continue
             self.counters[marker.text] += 1
             times = marker.int_arg("times")
             if times is not None and self.counters[marker.text] > times:
