@@ -22,8 +22,8 @@ class RateLimitAdmin(admin.ModelAdmin):
 
 @admin.register(Budget)
 class BudgetAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "user", "group", "period", "tokens")
-    list_filter = ("period",)
+    list_display = ("__str__", "user", "group", "period", "unit", "tokens", "amount", "currency")
+    list_filter = ("period", "unit")
     search_fields = ("user__username", "group__name")
     autocomplete_fields = ("user", "group")
     fieldsets = (
@@ -32,5 +32,9 @@ class BudgetAdmin(admin.ModelAdmin):
             "default every user gets on their own. Every budget that applies is checked before a "
             "request starts; an answer already running when a budget runs out finishes."
         )}),
-        ("Budget", {"fields": ("period", "tokens")}),
+        ("Budget", {"fields": ("period", "unit", "tokens", ("amount", "currency")), "description": (
+            "In tokens (prompt + completion), or in a currency: the cost stored with each call "
+            "at its model's price (YAML pricing or the built-in table). A currency budget counts "
+            "only calls priced in its currency; models without a known price add nothing to it."
+        )}),
     )

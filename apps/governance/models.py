@@ -49,36 +49,85 @@ class RateLimit(models.Model):
 
 
 class Budget(models.Model):
-    """A spending cap in tokens (prompt + completion) per day or calendar month (UTC).
+    """A spending cap per day or calendar month (UTC): in tokens (prompt + completion) or in a
+    currency (the cost stored with each usage row at its model's price).
 
     With a user: that user's spending. With a group: the combined spending of its members. With
     neither: a default every user gets on their own. Every budget that applies is checked; the
-    first one used up refuses the next request (apps.governance.quotas).
+    first one used up refuses the next request (apps.governance.quotas). A currency budget
+    counts only usage priced in its currency: models without a known price cost nothing there.
     """
 
     class Period(models.TextChoices):
         DAY = "day"
         MONTH = "month"
 
+    class Unit(models.TextChoices):
+        TOKENS = "tokens"
+        CURRENCY = "currency"
+
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     period = models.CharField(max_length=5, choices=Period.choices, default=Period.MONTH)
-    tokens = models.PositiveBigIntegerField(help_text="Prompt + completion tokens allowed per period.")
+    unit = models.CharField(max_length=8, choices=Unit.choices, default=Unit.TOKENS)
+    tokens = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Prompt + completion tokens allowed per period (unit: tokens)."
+    )
+    amount = models.DecimalField(
+        max_digits=14, decimal_places=2, null=True, blank=True,
+        help_text="Money allowed per period, e.g. 50.00 (unit: currency).",
+    )
+    currency = models.CharField(
+        max_length=3, default="USD", help_text="ISO 4217 code of the amount, as in the models' pricing."
+    )
 
     class Meta:
         constraints = [
             models.CheckConstraint(
                 condition=~models.Q(user__isnull=False, group__isnull=False),
                 name="budget_user_or_group_or_default",
-            )
+            ),
+            models.CheckConstraint(
+                condition=models.Q(unit="tokens", tokens__isnull=False)
+                | models.Q(unit="currency", amount__isnull=False),
+                name="budget_limit_in_its_unit",
+            ),
         ]
 
     def __str__(self):
         whom = self.user or self.group or "everyone (each user)"
-        return f"{self.tokens:,} tokens per {self.period} for {whom}"
+        return f"{self.limit_display} per {self.period} for {whom}"
+
+    @property
+    def limit(self):
+        """The cap in the budget's unit: an int of tokens or a Decimal amount."""
+        return self.tokens if self.unit == self.Unit.TOKENS else self.amount
+
+    @property
+    def limit_display(self):
+        return self.display(self.limit)
+
+    def display(self, value):
+        """``value`` (tokens or money) written in the budget's unit."""
+        if self.unit == self.Unit.TOKENS:
+            return f"{value or 0:,} tokens"
+        from apps.azure.pricing import format_cost
+
+        return format_cost(value or 0, self.currency)
 
     def clean(self):
+        from apps.azure.pricing import CURRENCY
+
         if self.user_id is not None and self.group_id is not None:
             raise ValidationError("Pick a user, a group, or neither (a default for everyone), not both.")
+        if self.unit == self.Unit.TOKENS and self.tokens is None:
+            raise ValidationError({"tokens": "A token budget needs the number of tokens."})
+        if self.unit == self.Unit.CURRENCY:
+            if self.amount is None:
+                raise ValidationError({"amount": "A currency budget needs the amount."})
+            if self.amount < 0:
+                raise ValidationError({"amount": "The amount must be 0 or more."})
+            if not CURRENCY.match(self.currency or ""):
+                raise ValidationError({"currency": "Use a three-letter ISO 4217 code in capitals, e.g. USD."})

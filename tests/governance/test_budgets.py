@@ -115,7 +115,8 @@ def test_the_admin_lists_and_adds_limits_and_budgets(admin_client):
     for path in ("/admin/governance/ratelimit/", "/admin/governance/budget/", "/admin/governance/budget/add/"):
         assert admin_client.get(path).status_code == 200, path
     response = admin_client.post(
-        "/admin/governance/budget/add/", {"period": "day", "tokens": "5000", "user": "", "group": ""}
+        "/admin/governance/budget/add/",
+        {"period": "day", "unit": "tokens", "tokens": "5000", "currency": "USD", "user": "", "group": ""},
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert str(Budget.objects.get()) == "5,000 tokens per day for everyone (each user)"
