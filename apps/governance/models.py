@@ -10,6 +10,8 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from apps.chat.models import UsageRecord
+
 
 class RateLimit(models.Model):
     """Per-user limits for a user or every member of a group; 0 means no limit."""
@@ -131,3 +133,13 @@ class Budget(models.Model):
                 raise ValidationError({"amount": "The amount must be 0 or more."})
             if not CURRENCY.match(self.currency or ""):
                 raise ValidationError({"currency": "Use a three-letter ISO 4217 code in capitals, e.g. USD."})
+
+
+class UsageReport(UsageRecord):
+    """The admin's usage dashboard (apps.governance.dashboard) over the usage records: a proxy,
+    so the dashboard has its own place and view permission in the admin; no table of its own."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "usage dashboard"
+        verbose_name_plural = "usage dashboard"
