@@ -200,14 +200,6 @@ class UsageRecord(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["user", "-created"], name="usage_user"),
-            # The usage dashboard (apps.governance.dashboard) groups a date range by day, user,
-            # model and deployment: one range scan of this index, and on PostgreSQL (covering
-            # index) no table lookups.
-            models.Index(
-                fields=["created"], name="usage_created",
-                include=["user", "model_key", "deployment", "currency", "prompt_tokens",
-                         "completion_tokens", "cost"],
-            ),
         ]
 
     def __str__(self):

@@ -143,3 +143,35 @@ class UsageReport(UsageRecord):
         proxy = True
         verbose_name = "usage dashboard"
         verbose_name_plural = "usage dashboard"
+
+
+class UsageDaily(models.Model):
+    """Usage per UTC day, user, model, deployment and currency: what the dashboard reads.
+
+    Written by database triggers on chat_usagerecord (migration 0006), in the same transaction
+    as the row itself, on insert, update and delete alike: it is always exactly the sum of the
+    usage rows, whoever writes them (Lapis, a bulk import, an admin's delete). Never written by
+    Python. ``user_id`` is a plain number (0: none) so a deleted user's days stay counted.
+    ``cost`` sums the priced rows; rows without a price have ``currency`` "" and add 0.
+    """
+
+    day = models.DateField()
+    user_id = models.BigIntegerField(default=0)
+    model_key = models.CharField(max_length=200)
+    deployment = models.CharField(max_length=200, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    calls = models.BigIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=24, decimal_places=10, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "user_id", "model_key", "deployment", "currency"], name="usage_daily_key"
+            )
+        ]
+        verbose_name_plural = "usage per day"
+
+    def __str__(self):
+        return f"{self.day} user {self.user_id} {self.model_key}: {self.calls} calls"

@@ -108,3 +108,37 @@ def test_only_staff_reach_the_dashboard(seeded):
     staff = get_user_model().objects.create_user("staff", is_staff=True)
     client.force_login(staff)
     assert client.get(URL).status_code == 403  # staff without the dashboard's view permission
+
+
+def test_the_daily_rollup_stays_the_exact_sum_of_the_usage_rows(seeded):
+    from django.db.models import Count, Sum
+
+    from apps.governance.models import UsageDaily
+
+    alice, bob, _, _ = seeded
+
+    def rollup():
+        return {
+            # SQLite sums decimals as floats: equal to 10 places
+            (r["day"], r["user_id"], r["model_key"], r["currency"]): (r["calls"], r["tokens"], round(r["cost"], 10))
+            for r in UsageDaily.objects.filter(calls__gt=0).values("day", "user_id", "model_key", "currency")
+            .annotate(calls=Sum("calls"), tokens=Sum("prompt_tokens") + Sum("completion_tokens"), cost=Sum("cost"))
+        }
+
+    def from_rows():
+        result = {}
+        for r in UsageRecord.objects.values_list("created", "user_id", "model_key", "currency", "prompt_tokens",
+                                                 "completion_tokens", "cost"):
+            key = (r[0].astimezone(UTC).date(), r[1] or 0, r[2], r[3])
+            calls, tokens, cost = result.get(key, (0, 0, Decimal(0)))
+            result[key] = (calls + 1, tokens + r[4] + r[5], round(cost + (r[6] or 0), 10))
+        return result
+
+    assert rollup() == from_rows() and UsageRecord.objects.aggregate(n=Count("id"))["n"] == 5
+    UsageRecord.objects.filter(user=alice, model_key="gpt-4o-mini").update(model_key="gpt-4.1", prompt_tokens=7)
+    UsageRecord.objects.filter(user=bob).delete()
+    alice.delete()  # her rows stay, with no user: the rollup keeps her id's days
+    assert {k[1] for k in from_rows()} == {0, seeded[2].pk}
+    assert sum(v[0] for v in rollup().values()) == UsageRecord.objects.count() == 4
+    assert rollup() == from_rows()
+    assert sum(v[1] for v in rollup().values()) == sum(v[1] for v in from_rows().values())

@@ -42,8 +42,4 @@ class Migration(migrations.Migration):
             name='currency',
             field=models.CharField(blank=True, max_length=3),
         ),
-        migrations.AddIndex(
-            model_name='usagerecord',
-            index=models.Index(fields=['created'], include=('user', 'model_key', 'deployment', 'currency', 'prompt_tokens', 'completion_tokens', 'cost'), name='usage_created'),
-        ),
     ]
