@@ -2,8 +2,8 @@
 
 ``check_budget(user=...)`` sums the owner's UsageRecord tokens (or costs, for a budget in a
 currency) since the start of each budget's
-period (UTC day or calendar month), one aggregate query per budget, and raises OverBudget when
-one is used up. A cached running total (``tokens_used``) makes that query read only the rows
+period (UTC day or calendar month), one aggregate query per budget (the list of the user's
+budgets cached), and raises OverBudget when one is used up. A cached running total (``tokens_used``) makes that query read only the rows
 written since the last check; every TALLY_SECONDS the database sums everything again (a row
 committed out of id order is counted then at the latest). Only the start of a request is checked: a budget
 crossed while an answer is written lets that answer finish (its usage counts afterwards).
@@ -20,6 +20,8 @@ from django.utils import timezone
 from apps.governance.models import Budget
 
 TALLY_SECONDS = 60  # how long a cached running total may be extended before a full sum
+BUDGETS_SECONDS = 60  # how long a user's list of budgets is kept (a change moves the version)
+BUDGETS_VERSION = "lapis:budgets:version"
 
 
 class OverBudget(Exception):
@@ -45,12 +47,29 @@ def period_bounds(period, now):
 
 
 def budgets_for(*, user):
-    """The budgets that apply to ``user``: their own, their groups', and the defaults."""
-    return list(
-        Budget.objects.filter(
-            Q(user_id=user.pk) | Q(group__user=user.pk) | Q(user__isnull=True, group__isnull=True)
-        ).select_related("group")
-    )
+    """The budgets that apply to ``user``: their own, their groups', and the defaults.
+
+    Kept in the cache for BUDGETS_SECONDS under a version that every Budget change and group
+    membership change moves (apps.governance.signals), so an admin's change counts at the
+    next request, in every process sharing the cache."""
+    key = f"lapis:budgets:{cache.get(BUDGETS_VERSION, 0)}:{user.pk}"
+    budgets = cache.get(key)
+    if budgets is None:
+        budgets = list(
+            Budget.objects.filter(
+                Q(user_id=user.pk) | Q(group__user=user.pk) | Q(user__isnull=True, group__isnull=True)
+            ).select_related("group")
+        )
+        cache.set(key, budgets, timeout=BUDGETS_SECONDS)
+    return budgets
+
+
+def budgets_changed():
+    """Make every process read the budgets again (a Budget or a group membership changed)."""
+    try:
+        cache.incr(BUDGETS_VERSION)
+    except ValueError:
+        cache.set(BUDGETS_VERSION, int(time.time() * 1000), timeout=None)
 
 
 def tokens_used(*, budget, user, since):
@@ -63,9 +82,7 @@ def tokens_used(*, budget, user, since):
     which also picks up group membership changes and deleted rows."""
     from apps.chat.models import UsageRecord
 
-    scope = f"group:{budget.group_id}" if budget.group_id is not None else f"user:{user.pk}"
-    measure = "tokens" if budget.unit == Budget.Unit.TOKENS else f"cost:{budget.currency}"
-    key = f"lapis:budget:{scope}:{measure}:{int(since.timestamp())}"
+    key = _tally_key(budget, user, since)
     tally = cache.get(key)
     if tally is None or tally[2] < time.time() - TALLY_SECONDS:
         tally = (0, 0, time.time())  # a full sum, from the database alone
@@ -107,6 +124,12 @@ def budget_status(*, user, now=None):
             sums[scope] = tokens_used(budget=budget, user=user, since=start)
         status.append((budget, sums[scope], resets))
     return status
+
+
+def _tally_key(budget, user, since):
+    scope = f"group:{budget.group_id}" if budget.group_id is not None else f"user:{user.pk}"
+    measure = "tokens" if budget.unit == Budget.Unit.TOKENS else f"cost:{budget.currency}"
+    return f"lapis:budget:{scope}:{measure}:{int(since.timestamp())}"
 
 
 def _refusal(budget, used, resets):
