@@ -93,6 +93,14 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int  # reasoning tokens included, as Azure counts (and bills) them
     reasoning_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, read from Azure's prompt cache (billed less)
+
+
+def cached_of(details):
+    """``cached_tokens`` of Azure's prompt/input token details (a dict, an SDK object or None)."""
+    if isinstance(details, dict):
+        return details.get("cached_tokens") or 0
+    return getattr(details, "cached_tokens", 0) or 0
 
 
 @dataclass(frozen=True)
@@ -781,9 +789,10 @@ class _ChunkReader:
                     self._filter_error((entry or {}).get("content_filter_results"), out, "prompt")
             usage = chunk.get("usage")
             if usage:
-                out.append(
-                    Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
-                )
+                out.append(Usage(
+                    usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0,
+                    cached_tokens=cached_of(usage.get("prompt_tokens_details")),
+                ))
 
     def _choice(self, choice, out):
         delta = choice.get("delta")
@@ -880,7 +889,10 @@ async def complete_chat(
     except openai.OpenAIError as exc:
         raise map_error(exc, model) from None
     usage = response.usage
-    usage = Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0) if usage else None
+    usage = Usage(
+        usage.prompt_tokens or 0, usage.completion_tokens or 0,
+        cached_tokens=cached_of(getattr(usage, "prompt_tokens_details", None)),
+    ) if usage else None
     if not response.choices:
         return Completion("", [], None, usage)
     choice = response.choices[0]

@@ -16,10 +16,13 @@ import os
 import re
 import socket
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
 import yaml
 from django.db import DatabaseError
+
+from apps.azure.pricing import CURRENCY, Price
 
 MAX_BYTES = 256 * 1024
 MAX_ALIASES = 64
@@ -112,7 +115,9 @@ MODEL_KEYS = (
     "access",
     "assistants",
     "useResponsesApi",
+    "pricing",
 )
+PRICING_KEYS = ("input", "output", "cachedInput", "currency")
 FORBIDDEN_HEADERS = frozenset({"api-key", "authorization", "host"})
 # Hop-by-hop and message-framing headers: set by the HTTP client for this one connection and
 # body; a configured value would desynchronise a proxy in between (request smuggling).
@@ -203,6 +208,8 @@ class ModelConfig:
     # Streams through /openai/v1/responses instead of chat/completions (LibreChat's
     # ``useResponsesApi``; the model's own setting wins over its group's).
     use_responses_api: bool = False
+    # What its tokens cost (apps.azure.pricing.Price); None: the built-in table, or no price.
+    pricing: object = None
 
 
 @dataclass(frozen=True)
@@ -1137,7 +1144,54 @@ class _Validator:
             line=line,
             access=self.access(items, path),
             use_responses_api=responses,
+            pricing=self.pricing(items, path),
         )
+
+    def pricing(self, items, path):
+        """``pricing: {input, output, cachedInput?, currency?}``: per million tokens."""
+        if "pricing" not in items:
+            return None
+        ppath = f"{path}.pricing"
+        node = items["pricing"][1]
+        entries = self.mapping(node, ppath, "a mapping (input, output, cachedInput, currency)")
+        if entries is None:
+            return None
+        self.check_keys(entries, PRICING_KEYS, ppath, "pricing")
+        rates = {}
+        for key in ("input", "output", "cachedInput"):
+            if key not in entries:
+                if key != "cachedInput":
+                    self.error(ppath, node, f"pricing needs {key} (price per million tokens)")
+                continue
+            rates[key] = self.rate(entries[key][1], f"{ppath}.{key}", key)
+        currency = "USD"
+        if "currency" in entries:
+            value_node = entries["currency"][1]
+            value = self.scalar(value_node, f"{ppath}.currency") if isinstance(value_node, yaml.ScalarNode) else None
+            if not isinstance(value, str) or not CURRENCY.match(value):
+                self.error(f"{ppath}.currency", value_node,
+                           "currency must be a three-letter ISO 4217 code in capitals, e.g. USD or EUR")
+            else:
+                currency = value
+        if None in rates.values() or "input" not in rates or "output" not in rates:
+            return None
+        return Price(rates["input"], rates["output"], rates.get("cachedInput"), currency, "config")
+
+    def rate(self, node, path, key):
+        """A price per million tokens: a number of 0 or more (Decimal), or None (reported)."""
+        value = self.scalar(node, path) if isinstance(node, yaml.ScalarNode) else None
+        if isinstance(value, str) and self.literal(value, path, node) is None:
+            return None  # a ${...} (reported): one problem is enough
+        try:
+            if isinstance(value, bool) or value is None:
+                raise InvalidOperation
+            price = Decimal(str(value).strip())
+        except (InvalidOperation, ValueError):
+            price = None
+        if price is None or not price.is_finite() or price < 0 or price > 1_000_000:
+            self.error(path, node, f"{key} must be a price per million tokens: a number from 0 to 1000000, e.g. 2.50")
+            return None
+        return price
 
 
 class ConfigFileError(ValueError):

@@ -21,6 +21,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from asgiref.sync import sync_to_async
 
+from apps.azure.pricing import builtin_price
 from apps.observability import metrics
 
 logger = logging.getLogger("lapis.azure")
@@ -193,6 +194,9 @@ class ModelSpec:
     # Streamed through /openai/v1/responses (config useResponsesApi), not chat/completions.
     responses_api: bool = False
     access: tuple | None = None  # Lapis group names that may use it; None: everyone
+    # What its tokens cost (apps.azure.pricing.Price): the YAML's, else the built-in table's;
+    # None: no known price (tokens only, never a guessed cost).
+    pricing: object = None
     target: Target | None = field(default=None, repr=False, compare=False)
     add_params: dict = field(default_factory=dict, repr=False, compare=False)
     drop_params: tuple = field(default=(), repr=False, compare=False)
@@ -300,6 +304,7 @@ def build_spec(group, model, *, simulated=False):
         reasoning=is_reasoning(model.key),
         responses_api=model.use_responses_api and type_ == "chat",
         access=model_access(group, model),
+        pricing=model.pricing or builtin_price(model.key, model.deployment),
         target=_target(group, model),
         add_params=dict(group.add_params),
         drop_params=tuple(group.drop_params),

@@ -45,6 +45,7 @@ from apps.azure.client import (
     _stream_error,
     _text_of,
     _where,
+    cached_of,
     logger,
     stream_events,
 )
@@ -347,4 +348,5 @@ def _usage(usage):
         prompt_tokens=usage.get("input_tokens") or 0,
         completion_tokens=usage.get("output_tokens") or 0,
         reasoning_tokens=details.get("reasoning_tokens") or 0,
+        cached_tokens=cached_of(usage.get("input_tokens_details")),
     )

@@ -27,7 +27,7 @@ class BackgroundCallFailureAdmin(ReadOnlyAdmin):
 class UsageRecordAdmin(ReadOnlyAdmin):
     list_display = (
         "created", "purpose", "model_key", "deployment", "prompt_tokens", "completion_tokens",
-        "estimated", "user", "conversation",
+        "estimated", "cost", "currency", "user", "conversation",
     )
     list_filter = ("purpose", "model_key", "estimated")
     search_fields = ("user__username", "model_key", "conversation__id")

@@ -17,6 +17,7 @@ from apps.azure.tokens import count_messages, count_text
 from apps.chat.models import BackgroundCallFailure, Message, UsageRecord
 from apps.chat.prompts import PromptTooLong, build_prompt, output_budget
 from apps.chat.selectors import branch_to
+from apps.chat.serializers import usage_dict
 
 logger = logging.getLogger("lapis.chat")
 
@@ -26,24 +27,61 @@ async def usage_fields(
 ):
     """The UsageRecord fields of one call: ``usage`` (client Usage) or else an estimate from
     ``messages`` and ``text`` (counted off the event loop: a long prompt takes a while)."""
-    reasoning = 0
+    reasoning = cached = 0
     if usage is not None:
         prompt, completion, estimated = usage.prompt_tokens, usage.completion_tokens, False
         reasoning = getattr(usage, "reasoning_tokens", 0) or 0
+        cached = getattr(usage, "cached_tokens", 0) or 0
     else:
         prompt, completion = await asyncio.to_thread(_estimate, model.key, messages, text)
         estimated = True
+    prompt, completion = max(prompt or 0, 0), max(completion or 0, 0)
+    cached = min(max(cached, 0), prompt)
     return {
         "user_id": user_id,
         "conversation_id": conversation_id,
         "purpose": purpose,
         "model_key": model.key,
         "deployment": model.deployment or "",
-        "prompt_tokens": max(prompt or 0, 0),
-        "completion_tokens": max(completion or 0, 0),
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
         "reasoning_tokens": max(reasoning, 0),
+        "cached_tokens": cached,
         "estimated": estimated,
+        **priced(model, prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached),
     }
+
+
+def priced(model, *, prompt_tokens, completion_tokens, cached_tokens=0):
+    """{cost, currency} of one call at ``model``'s price now; cost None without a price."""
+    price = getattr(model, "pricing", None)
+    if price is None:
+        return {"cost": None, "currency": ""}
+    cost = price.cost(
+        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cached_tokens=cached_tokens
+    )
+    return {"cost": cost, "currency": price.currency}
+
+
+def message_usage(record):
+    """What a chat answer shows of its UsageRecord fields ``record``: the Message fields to
+    store with its final state, and the ``usage`` of its ``done`` frame (None without one)."""
+    if record is None:
+        return {}, None
+    fields = {
+        "prompt_tokens": record["prompt_tokens"],
+        "completion_tokens": record["completion_tokens"],
+        "usage_estimated": record["estimated"],
+        "cost": record["cost"],
+        "currency": record["currency"],
+    }
+    if record["reasoning_tokens"]:
+        fields["reasoning_tokens"] = record["reasoning_tokens"]
+    return fields, usage_dict(
+        prompt_tokens=record["prompt_tokens"], completion_tokens=record["completion_tokens"],
+        reasoning_tokens=record["reasoning_tokens"] or None, estimated=record["estimated"],
+        cost=record["cost"], currency=record["currency"],
+    )
 
 
 async def record_usage(

@@ -30,8 +30,8 @@ from apps.chat.selectors import owned_messages
 from apps.chat.serializers import conversation_to_dict, message_to_dict
 from apps.chat.titles import start_title
 from apps.governance import ratelimits
-from project.dbthreads import on_chat_db
 from apps.observability import observe
+from project.dbthreads import on_chat_db
 
 logger = logging.getLogger("lapis.chat")
 # How long ``resume`` waits for the generating process to answer before using the checkpoint.

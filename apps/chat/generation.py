@@ -44,7 +44,7 @@ from apps.azure.client import (
 from apps.azure.errors import UpstreamError, wait_phrase
 from apps.azure.responses import stream_responses
 from apps.chat import checkpoints, imagegen, preparation, protocol, vision
-from apps.chat.budget import usage_fields
+from apps.chat.budget import message_usage, usage_fields
 from apps.chat.models import Message, Purpose
 from apps.chat.prompts import PromptTooLong
 from apps.chat.summaries import prepare_prompt
@@ -483,6 +483,9 @@ class Generation:
                 )
             except Exception:  # accounting must not cost the answer its final write
                 logger.exception("Counting the usage of answer %s failed", self.message_id)
+        if record is not None:  # tokens (Azure's or counted) and cost, shown with the answer
+            shown, usage = message_usage(record)
+            fields.update(shown)
         writer = checkpoints.writer()
         writer.unregister(self)
         if not await writer.finish(self.message_id, fields=fields, usage=record):

@@ -90,6 +90,11 @@ class Message(models.Model):
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     # Of the completion tokens, those the model spent reasoning (Responses API models).
     reasoning_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # True when the upstream sent no usage and the tokens above were counted by Lapis.
+    usage_estimated = models.BooleanField(default=False)
+    # What the answer cost at the model's price when it was written (NULL: no known price).
+    cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
     # The model's reasoning summary (Responses API): shown collapsed above the answer, never
     # part of a prompt (prompts are built from ``content`` alone).
     reasoning = models.TextField(blank=True)
@@ -182,12 +187,20 @@ class UsageRecord(models.Model):
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     reasoning_tokens = models.PositiveIntegerField(default=0)  # part of completion_tokens
+    # Of prompt_tokens, those Azure read from its prompt cache (billed at the cached price).
+    cached_tokens = models.PositiveIntegerField(default=0)
     # True when the upstream sent no usage and Lapis counted the tokens itself.
     estimated = models.BooleanField(default=False)
+    # The price at write time (apps.azure.pricing), kept so a later price change rewrites no
+    # history; NULL when the model had no known price (then it shows tokens only).
+    cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["user", "-created"], name="usage_user")]
+        indexes = [
+            models.Index(fields=["user", "-created"], name="usage_user"),
+        ]
 
     def __str__(self):
         return f"{self.purpose} {self.model_key}: {self.prompt_tokens}+{self.completion_tokens}"

@@ -22,6 +22,11 @@ Server → client:
                         ``reasoning``: more of the reasoning summary, Responses API models)
   snapshot              {message_id, seq, text, status, reasoning?}  (answer to resume; deltas follow)
   done                  {message_id, status, seq, finish_reason, usage, error?, notice?}
+                        (``usage``: {prompt_tokens, completion_tokens, estimated,
+                        reasoning_tokens?, cost?, currency?, cost_display?} or null; ``cost``
+                        a decimal string at the model's price when it was written, absent
+                        for a model without a known price; ``estimated``: counted by Lapis
+                        because Azure sent no usage)
   error                 {code, message, retry_after?, message_id?, detail?}
                         (code ``rate_limited``: {limit, retry_after} too, see ``rate_limited``)
   title                 {conversation_id, title}

@@ -45,3 +45,37 @@ def branch_to(message_id, messages_by_id):
         current = messages_by_id.get(current.parent_id)
     branch.reverse()
     return branch
+
+
+def conversation_usage(*, conversation):
+    """What the conversation has used so far, answers, titles and summaries alike:
+    {prompt_tokens, completion_tokens, calls, estimated, unpriced_calls, costs: [{currency,
+    cost, cost_display}]} (one aggregate query; costs per currency, as stored at write time)."""
+    from django.db.models import Count, Q, Sum
+
+    from apps.chat.models import UsageRecord
+    from apps.chat.serializers import usage_dict
+
+    rows = (
+        UsageRecord.objects.filter(conversation_id=conversation.id, user_id=conversation.owner_id)
+        .values("currency")
+        .annotate(
+            prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), calls=Count("id"),
+            spent=Sum("cost"), unpriced=Count("id", filter=Q(cost__isnull=True)),
+            estimated=Count("id", filter=Q(estimated=True)),
+        )
+        .order_by("currency")
+    )
+    total = {"prompt_tokens": 0, "completion_tokens": 0, "calls": 0, "estimated": False,
+             "unpriced_calls": 0, "costs": []}
+    for row in rows:
+        total["prompt_tokens"] += row["prompt"] or 0
+        total["completion_tokens"] += row["completion"] or 0
+        total["calls"] += row["calls"]
+        total["unpriced_calls"] += row["unpriced"]
+        total["estimated"] = total["estimated"] or row["estimated"] > 0
+        if row["spent"] is not None:
+            shown = usage_dict(prompt_tokens=0, completion_tokens=0, cost=row["spent"],
+                               currency=row["currency"])
+            total["costs"].append({k: shown[k] for k in ("currency", "cost", "cost_display")})
+    return total

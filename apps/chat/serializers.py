@@ -1,5 +1,9 @@
 """The JSON shapes of conversations and messages, shared by the HTTP API and the socket."""
 
+from decimal import Decimal
+
+from apps.azure.pricing import format_cost
+
 
 def _iso(value):
     return value.isoformat() if value else None
@@ -47,12 +51,11 @@ def message_to_dict(message, *, for_staff=False, attachments=()):
             error["detail"] = message.error_detail
     usage = None
     if message.prompt_tokens is not None or message.completion_tokens is not None:
-        usage = {
-            "prompt_tokens": message.prompt_tokens,
-            "completion_tokens": message.completion_tokens,
-        }
-        if message.reasoning_tokens is not None:
-            usage["reasoning_tokens"] = message.reasoning_tokens
+        usage = usage_dict(
+            prompt_tokens=message.prompt_tokens, completion_tokens=message.completion_tokens,
+            reasoning_tokens=message.reasoning_tokens, estimated=message.usage_estimated,
+            cost=message.cost, currency=message.currency,
+        )
     return {
         "id": str(message.id),
         "conversation_id": str(message.conversation_id),
@@ -71,3 +74,19 @@ def message_to_dict(message, *, for_staff=False, attachments=()):
         "seq": message.seq,
         "created": _iso(message.created),
     }
+
+
+def usage_dict(*, prompt_tokens, completion_tokens, reasoning_tokens=None, estimated=False,
+               cost=None, currency=""):
+    """The ``usage`` object of a message (socket and HTTP alike). ``cost`` is a decimal string
+    (exact), ``cost_display`` the short form the page shows; both absent without a price."""
+    usage = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "estimated": bool(estimated),
+    }
+    if reasoning_tokens is not None:
+        usage["reasoning_tokens"] = reasoning_tokens
+    if cost is not None:
+        usage.update(cost=format(Decimal(cost).normalize(), "f"), currency=currency, cost_display=format_cost(cost, currency))
+    return usage

@@ -25,4 +25,5 @@ urlpatterns = [
         views.context,
         name="api-context",
     ),
+    path("api/chat/conversations/<uuid:conversation_id>/usage", views.usage, name="api-usage"),
 ]

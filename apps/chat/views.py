@@ -259,3 +259,12 @@ def context(request, conversation_id):
     if data is None:
         return _error(f"The model {conversation.model_key} is no longer configured.", status=409)
     return JsonResponse(data)
+
+
+@require_GET
+def usage(request, conversation_id):
+    """GET: the tokens and cost the conversation has used (``selectors.conversation_usage``)."""
+    conversation = _owned_conversation(request, conversation_id)
+    if conversation is None:
+        return _error(NOT_FOUND, status=404)
+    return JsonResponse(selectors.conversation_usage(conversation=conversation))

@@ -9,6 +9,7 @@ class GovernanceConfig(AppConfig):
     def ready(self):
         from django.core import checks
 
+        from apps.governance import signals  # noqa: F401  (connects the receivers)
         from apps.governance.checks import check_limits
 
         checks.register(check_limits)

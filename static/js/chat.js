@@ -10,11 +10,13 @@ import { describeError, MessageTree, MessageView } from "./messages.js";
 import { SettingsPanel, setupTheme } from "./settings.js";
 import { Sidebar } from "./sidebar.js";
 import { ChatSocket } from "./socket.js";
+import { ConversationUsage } from "./usage.js";
 
 const root = document.querySelector("[data-chat]");
 const api = createApi(root);
 const tree = new MessageTree();
 const contextMeter = new ContextMeter({ root, api });
+const conversationUsage = new ConversationUsage({ root, api });
 const socket = new ChatSocket(root.dataset.wsPath);
 const picker = root.querySelector("[data-model-picker]");
 const badge = root.querySelector("[data-simulated-badge]");
@@ -210,6 +212,7 @@ async function loadConversation(id) {
     tree.streaming().forEach(resume);
     refreshStreaming();
     contextMeter.refresh(id);
+    conversationUsage.refresh(id);
   } catch (error) {
     showError(`Could not load this conversation: ${error.message}`);
   }
@@ -286,6 +289,7 @@ const handlers = {
     view.update(message);
     refreshStreaming();
     contextMeter.refresh(state.conversationId);
+    conversationUsage.refresh(state.conversationId);
     view.announce(frame.error ? `Answer ${frame.status}: ${describeError(frame.error)}` : `Answer ${frame.status}.`);
   },
   error: (frame) => {

@@ -3,6 +3,7 @@
 
 import { renderAttachments } from "./attachments.js";
 import { copyText, renderMarkdown, renderPlain } from "./render.js";
+import { paintUsage } from "./usage.js";
 
 const STATUS_LABELS = {
   streaming: "writing…",
@@ -91,7 +92,7 @@ export class MessageView {
     article.dataset.role = message.role;
     article.dataset.testid = "message";
     article.innerHTML = `
-      <div class="message-meta"><span class="message-author"></span><span class="message-status" data-testid="message-status"></span></div>
+      <div class="message-meta"><span class="message-author"></span><span class="message-status" data-testid="message-status"></span><span class="message-usage" data-testid="message-usage" hidden></span></div>
       <details class="message-reasoning" data-testid="message-reasoning" hidden>
         <summary>Reasoning</summary>
         <div class="message-reasoning-text markdown" data-testid="message-reasoning-text"></div>
@@ -170,6 +171,7 @@ export class MessageView {
       renderPlain(body, message.content);
     }
     article.querySelector(".message-status").textContent = STATUS_LABELS[message.status] || "";
+    paintUsage(article.querySelector(".message-usage"), message.role === "assistant" ? message.usage : null);
     const figures = article.querySelector("[data-message-attachments]");
     const shown = (message.attachments || []).map((a) => a.id).join(",");
     if (figures.dataset.shown !== shown) { // images are redrawn only when they change

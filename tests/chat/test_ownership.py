@@ -56,12 +56,13 @@ async def test_other_user_cannot_reach_anything_by_http(chat_config, user_a, use
             bob.post(base + "leaf", {"message_id": answer["id"]}, content_type="application/json").status_code,
             bob.post(base + "delete", {}, content_type="application/json").status_code,
             bob.get(base + "context").status_code,
+            bob.get(base + "usage").status_code,
         ]
         listed = bob.get("/api/chat/conversations/").json()["items"]
         return statuses, listed
 
     statuses, listed = await ado(bob_tries)
-    assert statuses == [404] * 8 and listed == []
+    assert statuses == [404] * 9 and listed == []
     conversation = await Conversation.objects.aget(id=cid)
     assert conversation.title == "Secret" and not conversation.archived and not conversation.system_prompt
     # and a random id is the same 404 as someone else's

@@ -2,15 +2,18 @@
 resets; an answer already running when the budget runs out finishes."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
+from apps.azure.pricing import format_cost
 from apps.chat.exchange import ExchangeRefused, send_message
 from apps.chat.models import Message, Purpose, UsageRecord
 from apps.governance.models import Budget
+from tests.chat.conftest import ado
 from tests.governance.test_rate_limits import finished, replies, send_frame
 
 
@@ -115,7 +118,8 @@ def test_the_admin_lists_and_adds_limits_and_budgets(admin_client):
     for path in ("/admin/governance/ratelimit/", "/admin/governance/budget/", "/admin/governance/budget/add/"):
         assert admin_client.get(path).status_code == 200, path
     response = admin_client.post(
-        "/admin/governance/budget/add/", {"period": "day", "tokens": "5000", "user": "", "group": ""}
+        "/admin/governance/budget/add/",
+        {"period": "day", "unit": "tokens", "tokens": "5000", "currency": "USD", "user": "", "group": ""},
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert str(Budget.objects.get()) == "5,000 tokens per day for everyone (each user)"
@@ -128,3 +132,58 @@ def test_negative_limits_and_a_short_slot_ttl_are_system_check_errors(settings):
     problems = check_limits()
     assert [p.id for p in problems] == ["lapis.E601", "lapis.E602"]
     assert "CHAT_ANSWERS_AT_ONCE=-1 is negative" in problems[0].msg
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_currency_budget_refuses_the_next_request_and_lets_the_running_answer_finish(
+    azure_simulator, activate_config, user_a, open_socket
+):
+    # A dear price, so that a few dozen tokens cross a budget of cents.
+    models = {"gpt-4o": {"deploymentName": "gpt-4o", "pricing": {"input": 500, "output": 500}},
+              "small-window": {"deploymentName": "small-window", "contextWindow": 1200}}
+    await ado(activate_config, azure_simulator.config_yaml(titleConvo=False, summarize=False, chat_models=models))
+    azure_simulator.reset()
+    alice = user_a[0]
+    await Budget.objects.acreate(
+        user=alice, period=Budget.Period.MONTH, unit=Budget.Unit.CURRENCY, amount=Decimal("0.05")
+    )
+    # Spending in another currency or on a model without a price does not count against it.
+    await UsageRecord.objects.acreate(user=alice, purpose=Purpose.CHAT, model_key="x", prompt_tokens=10**6,
+                                      cost=Decimal(1000), currency="EUR")
+    socket = await open_socket(user_a[1])
+    await socket.send(send_frame("long", text="long one [sim:words 300] [sim:delay chunk=15]"))
+    (long_answer,), () = await replies(socket, 1, prefix="c-long")
+    await socket.send(send_frame("short", text="short one [sim:words 100]"))
+    (short_answer,), () = await replies(socket, 1, prefix="c-short")
+    short = await finished(socket, short_answer)
+    assert Decimal(short["usage"]["cost"]) >= Decimal("0.05")  # the budget is crossed now
+    requests_before = len(azure_simulator.requests())
+
+    await socket.send(send_frame("refused", text="over budget now"))
+    (), (refusal,) = await replies(socket, 1, prefix="c-refused")
+    assert refusal["code"] == "over_budget"
+    spent = await ado(lambda: sum(r.cost for r in UsageRecord.objects.filter(user=alice, currency="USD")))
+    assert f"You have used {format_cost(spent, 'USD')} of $0.05 allowed this month" in refusal["message"]
+    assert "resets on " in refusal["message"] and "-01 at 00:00 UTC" in refusal["message"]
+
+    done = await finished(socket, long_answer)
+    assert done["status"] == "complete" and Decimal(done["usage"]["cost"]) > 0
+    assert len(azure_simulator.requests()) == requests_before
+    assert not await Message.objects.filter(content="over budget now").aexists()
+
+
+def test_a_budget_in_a_currency_needs_an_amount_and_a_currency_code(admin_client):
+    response = admin_client.post(
+        "/admin/governance/budget/add/",
+        {"period": "month", "unit": "currency", "tokens": "", "amount": "", "currency": "usd",
+         "user": "", "group": ""},
+    )
+    page = response.content.decode()
+    assert response.status_code == 200 and "A currency budget needs the amount." in page
+    response = admin_client.post(
+        "/admin/governance/budget/add/",
+        {"period": "month", "unit": "currency", "tokens": "", "amount": "25", "currency": "EUR",
+         "user": "", "group": ""},
+    )
+    assert response.status_code == 302
+    assert str(Budget.objects.get()) == "25.00 EUR per month for everyone (each user)"
