@@ -146,6 +146,7 @@ INSTALLED_APPS = [
     "apps.chat",
     "apps.media",
     "apps.governance",
+    "apps.audit",  # last: it watches the admin classes every other app registered
 ]
 
 MIDDLEWARE = [
@@ -155,6 +156,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.audit.context.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -177,6 +179,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "csp.context_processors.nonce",
+                "apps.governance.context.retention",
             ],
         },
     },
