@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from apps.governance.models import Budget, RateLimit
+from apps.governance.models import Budget, RateLimit, RetentionPolicy
 
 
 @admin.register(RateLimit)
@@ -33,4 +33,19 @@ class BudgetAdmin(admin.ModelAdmin):
             "request starts; an answer already running when a budget runs out finishes."
         )}),
         ("Budget", {"fields": ("period", "tokens")}),
+    )
+
+
+@admin.register(RetentionPolicy)
+class RetentionPolicyAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "group", "days")
+    search_fields = ("group__name",)
+    autocomplete_fields = ("group",)
+    fieldsets = (
+        (None, {"fields": ("group", "days"), "description": (
+            "How long conversations and their images are kept after their last activity. Leave "
+            "the group empty for the default. A user in several groups gets the longest of their "
+            "groups' policies; a group's policy wins over the default. Without any policy "
+            "conversations are kept for good. `manage.py apply_retention` deletes what is due."
+        )}),
     )

@@ -82,3 +82,36 @@ class Budget(models.Model):
     def clean(self):
         if self.user_id is not None and self.group_id is not None:
             raise ValidationError("Pick a user, a group, or neither (a default for everyone), not both.")
+
+
+class RetentionPolicy(models.Model):
+    """How many days a conversation (with its media) is kept after its last activity.
+
+    With a group: for the group's members. Without: the default for everyone else. A user in
+    several groups with policies gets the longest of them (a group grants, as with rate limits);
+    a group's policy wins over the default even when shorter. No policy at all: kept for good.
+    """
+
+    group = models.OneToOneField(Group, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    days = models.PositiveIntegerField(
+        help_text="Days after a conversation's last activity before it and its images are deleted."
+    )
+
+    class Meta:
+        verbose_name_plural = "retention policies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["group"], condition=models.Q(group__isnull=True), name="one_default_retention"
+            ),
+            models.CheckConstraint(condition=models.Q(days__gte=1), name="retention_days_positive"),
+        ]
+
+    def __str__(self):
+        whom = f"members of {self.group}" if self.group_id else "everyone (default)"
+        return f"{self.days} day{'s' if self.days != 1 else ''} for {whom}"
+
+    def validate_constraints(self, exclude=None):
+        # Said in words: the database's unique-NULL rule differs between SQLite and PostgreSQL.
+        if self.group_id is None and RetentionPolicy.objects.filter(group__isnull=True).exclude(pk=self.pk).exists():
+            raise ValidationError("There is already a default policy (no group): change that one.")
+        super().validate_constraints(exclude=exclude)
