@@ -7,8 +7,10 @@ class ChatConfig(AppConfig):
 
     def ready(self):
         from apps.chat.generation import finish_for_shutdown
+        from apps.chat.temporary import sweep_at_startup
         from apps.chat.workers import sweep_interrupted
         from project.lifecycle import at_shutdown, at_startup
 
         at_startup(sweep_interrupted)
+        at_startup(sweep_at_startup)
         at_shutdown(finish_for_shutdown)
