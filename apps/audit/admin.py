@@ -21,6 +21,9 @@ class AuditEntryAdmin(admin.ModelAdmin):
     readonly_fields = fields
     actions = None
 
+    class Media:
+        css = {"all": ("audit/audit.css",)}
+
     def has_add_permission(self, request):
         return False
 

@@ -163,3 +163,15 @@ def test_limit_changes_and_deletions_in_the_admin(admin_client):
     deleted = AuditEntry.objects.get(action="admin.delete")
     assert deleted.changes == {"type": "governance.ratelimit", "id": str(limit.pk)} and deleted.actor_name == "root"
     assert AuditEntry.objects.filter(action="limits.change", summary__startswith="rate limit deleted").exists()
+
+
+def test_an_export_names_what_and_how_many_never_the_rows():
+    from apps.audit.context import acting
+    from apps.audit.services import record_export
+
+    admin = get_user_model().objects.create_user("exporter", is_staff=True)
+    with acting(name="exporter", user=admin, address="192.0.2.1"):
+        record_export(what="usage records", rows=42, filters={"model": "gpt-4o"})
+    entry = AuditEntry.objects.get(action="admin.export")
+    assert (entry.actor, entry.address, entry.summary) == (admin, "192.0.2.1", "exported 42 row(s) of usage records")
+    assert entry.changes == {"filters": {"model": "gpt-4o"}, "rows": 42}
