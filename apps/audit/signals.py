@@ -6,8 +6,9 @@ version's text for the diff); exports by the view that exports (``services.recor
 """
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_in, user_login_failed
-from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 
 from apps.audit.services import Action, record
 
@@ -32,6 +33,7 @@ def connect():
     post_save.connect(on_user_saved, sender=User, dispatch_uid="audit-user-post")
     post_delete.connect(on_user_deleted, sender=User, dispatch_uid="audit-user-del")
     m2m_changed.connect(on_groups_changed, sender=User.groups.through, dispatch_uid="audit-groups")
+    pre_delete.connect(on_group_deleted, sender=Group, dispatch_uid="audit-group-del")
     for label in WATCHED:
         try:
             model = apps.get_model(label)
@@ -47,8 +49,11 @@ def connect():
 
 
 def _to_admin(request):
-    nxt = request.POST.get("next") or request.GET.get("next") or "" if request is not None else ""
-    return request is not None and (request.path.startswith("/admin/") or nxt.startswith("/admin/"))
+    """Whether a sign-in is for the admin (its form posts ``next=/admin/...``)."""
+    if request is None:
+        return False
+    nxt = request.POST.get("next") or request.GET.get("next") or ""
+    return request.path.startswith("/admin/") or nxt.startswith("/admin/")
 
 
 def _address(request):
@@ -116,8 +121,6 @@ def on_user_deleted(sender, instance, **kwargs):
 
 def on_groups_changed(sender, instance, action, reverse, model, pk_set, **kwargs):
     """Users added to or removed from groups (either side of the relation)."""
-    from django.contrib.auth.models import Group
-
     if action not in ("post_add", "post_remove", "pre_clear"):
         return
     User = get_user_model()
@@ -142,6 +145,13 @@ def on_groups_changed(sender, instance, action, reverse, model, pk_set, **kwargs
             summary=f"user {user.get_username()} {verb} {', '.join(names)}",
             changes={"added" if action == "post_add" else "removed": names},
         )
+
+
+def on_group_deleted(sender, instance, **kwargs):
+    """A deleted group takes its memberships along without m2m signals: name them here."""
+    members = sorted(instance.user_set.values_list("username", flat=True))
+    record(action=Action.GROUPS_CHANGE, summary=f"group {instance.name} deleted ({len(members)} member(s))",
+           changes={"group": instance.name, "members": members})
 
 
 # Limits, budgets and retention policies ------------------------------------------------------

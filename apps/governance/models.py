@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import Coalesce
 
 
 class RateLimit(models.Model):
@@ -100,18 +101,18 @@ class RetentionPolicy(models.Model):
     class Meta:
         verbose_name_plural = "retention policies"
         constraints = [
+            # NULLs are distinct in a unique index (SQLite and PostgreSQL alike): compare
+            # COALESCE(group, 0) so there is one default at most.
             models.UniqueConstraint(
-                fields=["group"], condition=models.Q(group__isnull=True), name="one_default_retention"
+                Coalesce("group", models.Value(0)), name="one_default_retention",
+                violation_error_message="There is already a default policy (no group): change that one.",
             ),
-            models.CheckConstraint(condition=models.Q(days__gte=1), name="retention_days_positive"),
+            models.CheckConstraint(
+                condition=models.Q(days__gte=1), name="retention_days_positive",
+                violation_error_message="Keep conversations for at least 1 day.",
+            ),
         ]
 
     def __str__(self):
         whom = f"members of {self.group}" if self.group_id else "everyone (default)"
         return f"{self.days} day{'s' if self.days != 1 else ''} for {whom}"
-
-    def validate_constraints(self, exclude=None):
-        # Said in words: the database's unique-NULL rule differs between SQLite and PostgreSQL.
-        if self.group_id is None and RetentionPolicy.objects.filter(group__isnull=True).exclude(pk=self.pk).exists():
-            raise ValidationError("There is already a default policy (no group): change that one.")
-        super().validate_constraints(exclude=exclude)

@@ -143,6 +143,21 @@ def test_promotion_groups_and_deactivation_through_the_user_admin(admin_client):
     assert response.status_code == 302
     assert AuditEntry.objects.filter(action="user.deactivate", target_repr="dave").exists()
     assert AuditEntry.objects.get(action="user.groups", changes__removed=["premium"])
+    dave.groups.add(group)
+    group.delete()
+    gone = AuditEntry.objects.filter(action="user.groups").latest("id")
+    assert gone.changes == {"group": "premium", "members": ["dave"]}
+
+
+def test_load_config_command_is_the_actor(tmp_path):
+    from django.core.management import call_command
+
+    path = tmp_path / "models.yaml"
+    path.write_text(config(["gpt-4o"]))
+    call_command("load_config", str(path), "--activate", stdout=__import__("io").StringIO())
+    entry = AuditEntry.objects.get(action="config.activate")
+    assert entry.actor is None and entry.actor_name == "manage.py load_config"
+    assert "+          gpt-4o: true" in entry.diff.splitlines() and "(none active)" in entry.diff
 
 
 def test_limit_changes_and_deletions_in_the_admin(admin_client):

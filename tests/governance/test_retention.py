@@ -137,3 +137,20 @@ def test_policy_changes_are_audited(people):
     policy.save()
     entry = AuditEntry.objects.filter(action="retention.change").latest("id")
     assert entry.changes == {"days": [365, 400]}
+
+
+def test_one_default_policy_said_in_words(people):
+    from django.db import IntegrityError, transaction
+
+    admin = get_user_model().objects.create_user("boss", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(admin)
+    response = client.post("/admin/governance/retentionpolicy/add/", {"group": "", "days": "10"})
+    assert response.status_code == 200
+    assert "There is already a default policy (no group): change that one." in response.content.decode()
+    response = client.post("/admin/governance/retentionpolicy/add/", {"group": "", "days": "0"})
+    assert "Ensure this value is greater than or equal to 1." in response.content.decode() or \
+        "Keep conversations for at least 1 day." in response.content.decode()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        RetentionPolicy.objects.create(days=5)  # the database refuses a second default too
+    assert RetentionPolicy.objects.filter(group__isnull=True).count() == 1
