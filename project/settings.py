@@ -149,6 +149,7 @@ INSTALLED_APPS = [
     "apps.media",
     "apps.governance",
     "apps.observability",
+    "apps.audit",  # last: it watches the admin classes every other app registered
 ]
 
 MIDDLEWARE = [
@@ -158,6 +159,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.audit.context.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -180,6 +182,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "csp.context_processors.nonce",
+                "apps.governance.context.retention",
             ],
         },
     },

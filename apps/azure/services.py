@@ -10,7 +10,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from apps.azure import registry
+from apps.azure import audit, registry
 from apps.azure.config import ConfigFileError, LoadResult, Problem, parse_config, read_config_file
 from apps.azure.models import ConfigVersion
 from apps.azure.selectors import active_version
@@ -38,9 +38,11 @@ def load_version(*, text, source, user=None):
     result = parse_config(text)
     if result.errors:
         return None, result
-    version = ConfigVersion.objects.create(
-        text=text, checksum=checksum(text), source=source, created_by=_user(user)
-    )
+    with transaction.atomic():
+        version = ConfigVersion.objects.create(
+            text=text, checksum=checksum(text), source=source, created_by=_user(user)
+        )
+        audit.loaded(version=version, active=active_version(), user=_user(user))
     return version, result
 
 
@@ -50,11 +52,16 @@ def activate_version(*, version, user=None):
     if result.errors:
         raise ConfigInvalid(result)
     with transaction.atomic():
+        previous = active_version()
+        # Back to a version that was active before, or to an older one: a rollback.
+        rollback = version.activated is not None or (previous is not None and version.pk < previous.pk)
         ConfigVersion.objects.filter(is_active=True).exclude(pk=version.pk).update(is_active=False)
         version.is_active = True
         version.activated = timezone.now()
         version.activated_by = _user(user)
         version.save(update_fields=["is_active", "activated", "activated_by"])
+        if previous is None or previous.pk != version.pk:
+            audit.activated(version=version, previous=previous, user=_user(user), rollback=rollback)
     transaction.on_commit(registry.invalidate)
     registry.invalidate()
     logger.info(
@@ -94,7 +101,9 @@ def load_config_file(path):
     active = active_version()
     if active is not None and active.checksum == checksum(text):
         return None
-    version = ConfigVersion.objects.create(text=text, checksum=checksum(text), source="file")
+    with transaction.atomic():
+        version = ConfigVersion.objects.create(text=text, checksum=checksum(text), source="file")
+        audit.loaded(version=version, active=active, user=None)
     activate_version(version=version)
     return version
 

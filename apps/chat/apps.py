@@ -10,9 +10,11 @@ class ChatConfig(AppConfig):
 
         from apps.chat.checks import check_chat_settings
         from apps.chat.generation import finish_for_shutdown
+        from apps.chat.temporary import sweep_at_startup
         from apps.chat.workers import sweep_interrupted
         from project.lifecycle import at_shutdown, at_startup
 
         checks.register(check_chat_settings)
         at_startup(sweep_interrupted)
+        at_startup(sweep_at_startup)
         at_shutdown(finish_for_shutdown)

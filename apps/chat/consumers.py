@@ -9,7 +9,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from apps.accounts import sessions
-from apps.chat import protocol
+from apps.chat import protocol, temporary
 from apps.chat.exchange import (
     ExchangeRefused,
     edit_message,
@@ -24,7 +24,7 @@ from apps.chat.generation import (
     start_generation,
     user_group,
 )
-from apps.chat.models import Message
+from apps.chat.models import Conversation, Message
 from apps.chat.preparation import prepared_exchange
 from apps.chat.selectors import owned_messages
 from apps.chat.serializers import conversation_to_dict, message_to_dict
@@ -48,6 +48,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.groups_joined = set()
         self.snapshots_awaited = set()  # message ids whose resume waits for a snapshot
         self.background = set()
+        self.temporary_held = set()  # temporary chats this socket keeps (apps.chat.temporary)
         try:  # the cap on open sockets per user, before this one counts as open
             self.socket_permit = await ratelimits.socket_permit(user=self.user)
         except ratelimits.RateLimited as exc:
@@ -70,6 +71,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for group in getattr(self, "groups_joined", ()):
             await self.channel_layer.group_discard(group, self.channel_name)
         await sessions.leave(self, getattr(self, "session_groups", ()))
+        if getattr(self, "temporary_held", None):
+            await temporary.arelease(channel_name=self.channel_name)
 
     async def receive(self, text_data=None, bytes_data=None):
         if not await sessions.still_signed_in(self.scope):  # a revoke event may have been lost
@@ -113,6 +116,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             parent_id=frame.parent_id,
             attachments=frame.attachments,
             image_options=frame.image,
+            temporary=frame.temporary,
         )
         await self._started(exchange)
 
@@ -145,6 +149,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_resume(self, frame):
         message = await self._owned(frame.message_id)
+        await self._hold(message.conversation)
         await self._join(answer_group(message.id))
         if message.is_final:
             await self._send_final(message)
@@ -157,6 +162,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
         fallback = asyncio.create_task(self._snapshot_fallback(message.id))
         self.background.add(fallback)
         fallback.add_done_callback(self.background.discard)
+
+    async def on_watch(self, frame):
+        conversation = await Conversation.objects.filter(owner=self.user, id=frame.conversation_id).afirst()
+        if conversation is None or not await self._hold(conversation):
+            raise ExchangeRefused("not_found", "That conversation does not exist (a temporary chat ends with its last tab).")
+
+    async def _hold(self, conversation):
+        """Keep a temporary ``conversation`` while this socket is open (nothing for others)."""
+        if not conversation.temporary:
+            return True
+        if conversation.pk in self.temporary_held:  # a repeated watch or resume costs no write
+            return await Conversation.objects.filter(pk=conversation.pk).aexists()
+        self.temporary_held.add(conversation.pk)
+        return await temporary.ahold(conversation=conversation, channel_name=self.channel_name)
 
     async def on_ping(self, frame):
         await self._send(protocol.pong())
@@ -196,6 +215,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _started(self, exchange, *, new_question=True):
         answer = exchange.assistant_message
+        await self._hold(exchange.conversation)
         await self._join(answer_group(answer.id))
         frames = []
         if new_question and exchange.user_message is not None:
@@ -215,7 +235,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             answer.id, image_options=exchange.image_options, prepared=exchange.prepared
         )
         self.answer_permit.hold_for(task)  # its running-at-once slot, until it ends
-        if new_question:
+        if new_question and not exchange.conversation.temporary:  # never listed: no title call
             start_title(exchange, user_id=self.user.pk)  # its own task, in parallel with the answer
 
     async def _snapshot_fallback(self, message_id):

@@ -221,9 +221,11 @@ def _provisional_title(text):
 @transaction.atomic
 def send_message(
     *, user, client_id, text, conversation_id=None, model_key=None, parent_id=None,
-    attachments=(), image_options=None,
+    attachments=(), image_options=None, temporary=False,
 ):
     """Store the user's message and an empty streaming answer; return the Exchange.
+
+    ``temporary`` (a new conversation only): a temporary chat, see apps.chat.temporary.
 
     ``attachments``: ids of the user's own unattached uploads, claimed for the message (a bad id
     refuses the whole send: nothing is stored). ``image_options`` only for image models; the
@@ -236,7 +238,7 @@ def send_message(
     new = conversation_id is None
     if new:
         model = _chat_model(model_key, user=user)
-        conversation = create_conversation(user=user, model_key=model.key)
+        conversation = create_conversation(user=user, model_key=model.key, temporary=temporary)
     else:
         conversation = Conversation.objects.filter(owner=user, id=conversation_id).first()
         if conversation is None:

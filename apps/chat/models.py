@@ -39,6 +39,8 @@ class Conversation(models.Model):
         "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     archived = models.BooleanField(default=False)
+    # Never listed; deleted when the last socket holding it closes (apps.chat.temporary).
+    temporary = models.BooleanField(default=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -164,6 +166,28 @@ class Summary(models.Model):
 
     def __str__(self):
         return f"Summary of {self.covered_count} message(s) of {self.conversation_id}"
+
+
+class TemporaryHold(models.Model):
+    """One open socket holding one temporary conversation (several tabs, several processes).
+
+    ``touched`` is refreshed by the socket's process while it runs, so the holds of a process
+    that died go stale and the sweep deletes what they held (apps.chat.temporary).
+    """
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
+    channel_name = models.CharField(max_length=200)
+    worker = models.CharField(max_length=80)
+    touched = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "channel_name"], name="temporary_hold_unique")
+        ]
+        indexes = [models.Index(fields=["worker"], name="temporary_hold_worker")]
+
+    def __str__(self):
+        return f"{self.channel_name} holds {self.conversation_id}"
 
 
 class Purpose(models.TextChoices):

@@ -7,14 +7,20 @@ the server sends ``attachments`` frames when a picture is stored on an answer be
 Client → server (JSON text frames, each with a literal ``type``):
   send        {conversation_id: uuid|null, client_id: str, text: str, model?: str,
                parent_id?: uuid|null, attachments?: [uuid] (own uploads, at most 10),
-               image?: {size?, quality?, style?}}  (null conversation: a new one; ``image``
-               only counts when the model is an image model, as that model offers them)
+               image?: {size?, quality?, style?}, temporary?: bool}  (null conversation: a
+               new one; ``image`` only counts when the model is an image model, as that model
+               offers them; ``temporary`` only with a new one: a temporary chat, see below)
   stop        {message_id}
   regenerate  {message_id: the assistant message to answer again, client_id}
   edit        {message_id: the user message to change, text, client_id, attachments?: [uuid]}
               (a sibling branch; the original's images are kept, ``attachments`` adds uploads)
   resume      {message_id, seq: the last seq the client has}
+  watch       {conversation_id}  (keep a temporary chat while this socket is open)
   ping        {}
+
+Temporary chats (apps.chat.temporary): never listed in the sidebar, no title model; a socket
+that sends into one, resumes one of its answers, or sends ``watch`` holds it, and it is deleted
+(images too; usage records stay) when the last socket holding it closes.
 
 Server → client:
   message.created       {conversation_id, message}
@@ -80,6 +86,7 @@ class Send:
     parent_id: uuid.UUID | None = None
     attachments: list = field(default_factory=list)
     image: dict | None = None
+    temporary: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,7 +123,13 @@ class Ping:
     type = "ping"
 
 
-CLIENT_FRAMES = {frame.type: frame for frame in (Send, Stop, Regenerate, Edit, Resume, Ping)}
+@dataclass(frozen=True)
+class Watch:
+    type = "watch"
+    conversation_id: uuid.UUID
+
+
+CLIENT_FRAMES = {frame.type: frame for frame in (Send, Stop, Regenerate, Edit, Resume, Ping, Watch)}
 
 
 def _coerce(frame_type, name, annotation, value):
@@ -131,6 +144,10 @@ def _coerce(frame_type, name, annotation, value):
             return uuid.UUID(str(value))
         except ValueError:
             raise ProtocolError(f"{frame_type}.{name} must be an id, not {value!r:.40}") from None
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ProtocolError(f"{frame_type}.{name} must be true or false")
+        return value
     if annotation is int:
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ProtocolError(f"{frame_type}.{name} must be a non-negative integer")

@@ -21,10 +21,11 @@ async def amessage_for(*, user, message_id):
 
 
 def list_conversations(*, user, archived=False, page=1, page_size=SIDEBAR_PAGE_SIZE):
-    """One page of the sidebar, most recently updated first; returns (items, has_more)."""
+    """One page of the sidebar, most recently updated first (temporary chats never); returns
+    (items, has_more)."""
     start = (max(page, 1) - 1) * page_size
     rows = list(
-        Conversation.objects.filter(owner=user, archived=archived).order_by("-updated")[
+        Conversation.objects.filter(owner=user, archived=archived, temporary=False).order_by("-updated")[
             start : start + page_size + 1
         ]
     )

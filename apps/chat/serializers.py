@@ -20,6 +20,7 @@ def conversation_to_dict(conversation):
         "max_output_tokens": conversation.max_output_tokens,
         "image_detail": conversation.image_detail,
         "archived": conversation.archived,
+        "temporary": conversation.temporary,
         "current_leaf_id": str(conversation.current_leaf_id) if conversation.current_leaf_id else None,
         "created": _iso(conversation.created),
         "updated": _iso(conversation.updated),

@@ -14,8 +14,8 @@ class InvalidSettings(ValueError):
     """A setting the user sent that Lapis cannot accept; the message says which and why."""
 
 
-def create_conversation(*, user, model_key, **settings):
-    conversation = Conversation(owner=user, model_key=model_key)
+def create_conversation(*, user, model_key, temporary=False, **settings):
+    conversation = Conversation(owner=user, model_key=model_key, temporary=temporary)
     _apply_settings(conversation, settings)
     conversation.save()
     return conversation

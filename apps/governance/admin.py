@@ -11,7 +11,7 @@ from django.urls import path
 
 from apps.azure.registry import get_registry
 from apps.governance import dashboard
-from apps.governance.models import Budget, RateLimit, UsageReport
+from apps.governance.models import Budget, RateLimit, RetentionPolicy, UsageReport
 
 
 @admin.register(RateLimit)
@@ -105,3 +105,18 @@ def _cell(value):
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value
+
+
+@admin.register(RetentionPolicy)
+class RetentionPolicyAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "group", "days")
+    search_fields = ("group__name",)
+    autocomplete_fields = ("group",)
+    fieldsets = (
+        (None, {"fields": ("group", "days"), "description": (
+            "How long conversations and their images are kept after their last activity. Leave "
+            "the group empty for the default. A user in several groups gets the longest of their "
+            "groups' policies; a group's policy wins over the default. Without any policy "
+            "conversations are kept for good. `manage.py apply_retention` deletes what is due."
+        )}),
+    )

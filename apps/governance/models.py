@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import Coalesce
 
 from apps.chat.models import UsageRecord
 
@@ -175,3 +176,36 @@ class UsageDaily(models.Model):
 
     def __str__(self):
         return f"{self.day} user {self.user_id} {self.model_key}: {self.calls} calls"
+
+
+class RetentionPolicy(models.Model):
+    """How many days a conversation (with its media) is kept after its last activity.
+
+    With a group: for the group's members. Without: the default for everyone else. A user in
+    several groups with policies gets the longest of them (a group grants, as with rate limits);
+    a group's policy wins over the default even when shorter. No policy at all: kept for good.
+    """
+
+    group = models.OneToOneField(Group, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    days = models.PositiveIntegerField(
+        help_text="Days after a conversation's last activity before it and its images are deleted."
+    )
+
+    class Meta:
+        verbose_name_plural = "retention policies"
+        constraints = [
+            # NULLs are distinct in a unique index (SQLite and PostgreSQL alike): compare
+            # COALESCE(group, 0) so there is one default at most.
+            models.UniqueConstraint(
+                Coalesce("group", models.Value(0)), name="one_default_retention",
+                violation_error_message="There is already a default policy (no group): change that one.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(days__gte=1), name="retention_days_positive",
+                violation_error_message="Keep conversations for at least 1 day.",
+            ),
+        ]
+
+    def __str__(self):
+        whom = f"members of {self.group}" if self.group_id else "everyone (default)"
+        return f"{self.days} day{'s' if self.days != 1 else ''} for {whom}"

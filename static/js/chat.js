@@ -11,6 +11,7 @@ import { SettingsPanel, setupTheme } from "./settings.js";
 import { Sidebar } from "./sidebar.js";
 import { ChatSocket } from "./socket.js";
 import { ConversationUsage } from "./usage.js";
+import { TemporaryChat } from "./temporary.js";
 
 const root = document.querySelector("[data-chat]");
 const api = createApi(root);
@@ -24,6 +25,7 @@ const titleEl = root.querySelector("[data-conversation-title]");
 const errorEl = root.querySelector("[data-chat-error]");
 const offlineEl = document.querySelector("[data-offline]");
 const settingsButton = root.querySelector("[data-settings-open]");
+const temporaryChat = new TemporaryChat({ root, socket });
 
 const state = {
   conversation: null,
@@ -103,6 +105,7 @@ const composer = new Composer({
     if (attachments.length) frame.attachments = attachments;
     const image = imageChoices();
     if (image) frame.image = image;
+    if (!state.conversationId && temporaryChat.wanted()) frame.temporary = true;
     if (!state.conversationId) state.pendingNew.add(clientId);
     // The tray empties once the server stored the message; a refused send keeps the images.
     if (attachments.length) state.trayClientId = clientId;
@@ -168,6 +171,7 @@ function setConversation(conversation) {
     showImageOptions();
   }
   sidebar.markCurrent(conversation.id);
+  temporaryChat.show(conversation);
 }
 
 function refreshStreaming() {
@@ -225,7 +229,8 @@ const handlers = {
     if (adopting) {
       state.pendingNew.delete(message.client_id);
       state.conversationId = frame.conversation_id;
-      history.pushState({}, "", `/c/${frame.conversation_id}/`);
+      // A temporary chat gets no address: a reload is a new chat, as it is gone then.
+      if (!temporaryChat.wanted()) history.pushState({}, "", `/c/${frame.conversation_id}/`);
     }
     if (message.client_id && message.client_id === state.trayClientId) tray.clear();
     if (frame.conversation_id !== state.conversationId) return;
@@ -241,7 +246,7 @@ const handlers = {
     }
   },
   "conversation.updated": (frame) => {
-    sidebar.upsert(frame.conversation);
+    if (!frame.conversation.temporary) sidebar.upsert(frame.conversation); // never listed
     if (frame.conversation.id === state.conversationId) setConversation(frame.conversation);
   },
   title: (frame) => {

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.audit.context import acting
 from apps.azure.config import ConfigFileError, read_config_file
 from apps.azure.services import activate_version, load_version
 
@@ -16,7 +17,8 @@ class Command(BaseCommand):
             text = read_config_file(file)
         except ConfigFileError as exc:
             raise CommandError(str(exc)) from None
-        version, result = load_version(text=text, source="command")
+        with acting(name="manage.py load_config"):  # the audit log's actor
+            version, result = load_version(text=text, source="command")
         for problem in result.errors:
             self.stdout.write(f"error: {problem}")
         for problem in result.warnings:
@@ -24,7 +26,8 @@ class Command(BaseCommand):
         if version is None:
             raise CommandError(f"{file}: {len(result.errors)} error(s); nothing stored", returncode=1)
         if activate:
-            activate_version(version=version)
+            with acting(name="manage.py load_config"):
+                activate_version(version=version)
             self.stdout.write(f"stored and activated config version {version.pk}")
         else:
             self.stdout.write(f"stored config version {version.pk} (not active)")
