@@ -5,10 +5,11 @@ Pinning and moving to a folder do not count as activity: they leave ``updated`` 
 date order) alone.
 """
 
+import time
 import uuid
 
 from asgiref.sync import async_to_sync
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 
 from apps.chat.models import Conversation, Folder, Message
 
@@ -121,9 +122,25 @@ def bulk_archive(*, user, ids, archived=True):
     return len(conversations)
 
 
+LOCK_RETRIES = 3
+
+
 def bulk_delete(*, user, ids):
     """Delete the user's conversations ``ids``, all or none, stopping answers still being
     written (wherever they run); returns how many."""
+    # PostgreSQL may pick the delete as a deadlock victim against an answer's checkpoint write
+    # (see views._write_view): it has written nothing, so it runs again.
+    for attempt in range(LOCK_RETRIES):
+        try:
+            return _bulk_delete(user=user, ids=ids)
+        except OperationalError as exc:
+            sqlstate = getattr(exc.__cause__, "sqlstate", None)
+            if sqlstate not in ("40P01", "40001") or attempt == LOCK_RETRIES - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
+def _bulk_delete(*, user, ids):
     from apps.chat.generation import stop_answer
 
     with transaction.atomic():
