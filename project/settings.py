@@ -6,6 +6,7 @@ and Redis for several processes.
 """
 
 import os
+import re
 import secrets
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -331,6 +332,15 @@ if not 1 <= CHAT_IDLE_TIMEOUT <= 3600:
 # Seconds a browser waits without a frame of a streaming answer before it asks the server for
 # the answer again (``resume``): the channel layer may drop frames, the last ones included, and
 # then nothing else would tell the page that the answer ended.
+# Full-text search (apps/chat/search.py): PostgreSQL's text-search configuration for the index and
+# the queries ("simple": no stemming, any language; "english", "german", …: stemmed, stop words
+# dropped). Changing it recomputes the index at the next `manage.py migrate`. SQLite's FTS5 index
+# always tokenizes without stemming.
+SEARCH_LANGUAGE = env_str("SEARCH_LANGUAGE", "simple")
+if not re.fullmatch(r"[a-z_]{1,63}", SEARCH_LANGUAGE):
+    raise ImproperlyConfigured(
+        f"SEARCH_LANGUAGE must be a text-search configuration name like simple or english, not {SEARCH_LANGUAGE!r}"
+    )
 CHAT_STREAM_SILENCE = env_int("CHAT_STREAM_SILENCE", 10)
 if not 1 <= CHAT_STREAM_SILENCE <= 600:
     raise ImproperlyConfigured(

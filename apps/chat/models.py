@@ -5,6 +5,28 @@ from django.db import models
 from django.db.models import Q
 
 
+class Folder(models.Model):
+    """A folder of one owner's conversations (the sidebar's groups); deleting it keeps them."""
+
+    NAME_MAX_CHARS = 80
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_folders"
+    )
+    name = models.CharField(max_length=NAME_MAX_CHARS)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="folder_name_unique")
+        ]
+
+    def __str__(self):
+        return self.name
+
+
 class Conversation(models.Model):
     """One chat of one owner, with its own model and settings; messages form a tree."""
 
@@ -41,11 +63,19 @@ class Conversation(models.Model):
     archived = models.BooleanField(default=False)
     # Never listed; deleted when the last socket holding it closes (apps.chat.temporary).
     temporary = models.BooleanField(default=False)
+    # Kept at the top of the sidebar; never set by activity (pinning does not touch ``updated``).
+    pinned = models.BooleanField(default=False)
+    folder = models.ForeignKey(
+        Folder, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
+    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["owner", "archived", "-updated"], name="conv_sidebar")]
+        # The sidebar's order: pinned first, then the most recently updated.
+        indexes = [
+            models.Index(fields=["owner", "archived", "-pinned", "-updated"], name="conv_sidebar_pins")
+        ]
 
     def __str__(self):
         return self.title or f"Conversation {self.id}"

@@ -20,15 +20,17 @@ async def amessage_for(*, user, message_id):
     return await owned_messages(user=user).filter(id=message_id).afirst()
 
 
-def list_conversations(*, user, archived=False, page=1, page_size=SIDEBAR_PAGE_SIZE):
-    """One page of the sidebar, most recently updated first (temporary chats never); returns
-    (items, has_more)."""
+def list_conversations(
+    *, user, archived=False, page=1, page_size=SIDEBAR_PAGE_SIZE, folder_id=None
+):
+    """One page of the sidebar: pinned first, then most recently updated (temporary chats never); returns
+    (items, has_more). ``folder_id`` (one of the user's folders: the caller checks) narrows it
+    to that folder."""
     start = (max(page, 1) - 1) * page_size
-    rows = list(
-        Conversation.objects.filter(owner=user, archived=archived, temporary=False).order_by("-updated")[
-            start : start + page_size + 1
-        ]
-    )
+    conversations = Conversation.objects.filter(owner=user, archived=archived, temporary=False)
+    if folder_id is not None:
+        conversations = conversations.filter(folder_id=folder_id)
+    rows = list(conversations.order_by("-pinned", "-updated")[start : start + page_size + 1])
     return rows[:page_size], len(rows) > page_size
 
 

@@ -21,6 +21,8 @@ def conversation_to_dict(conversation):
         "image_detail": conversation.image_detail,
         "archived": conversation.archived,
         "temporary": conversation.temporary,
+        "pinned": conversation.pinned,
+        "folder_id": str(conversation.folder_id) if conversation.folder_id else None,
         "current_leaf_id": str(conversation.current_leaf_id) if conversation.current_leaf_id else None,
         "created": _iso(conversation.created),
         "updated": _iso(conversation.updated),

@@ -21,6 +21,7 @@ from apps.chat.budget import context_usage
 from apps.chat.generation import stop_answer
 from apps.chat.imagegen import picker_models
 from apps.chat.models import Conversation, Message
+from apps.chat.organise import folder_for
 from apps.chat.serializers import conversation_to_dict, message_to_dict
 from apps.media.selectors import attachments_by_message
 from project.limits import MAX_PAGE, first_unstorable
@@ -116,7 +117,8 @@ def chat_page(request, conversation_id=None):
 
 @require_GET
 def conversation_list(request):
-    """GET ?page=N&archived=1: one page of the sidebar, most recently updated first."""
+    """GET ?page=N&archived=1&folder=ID: one page of the sidebar, pinned first, then most
+    recently updated (``folder``: only that folder of the user's)."""
     try:
         page = max(int(request.GET.get("page", "1")), 1)
     except ValueError:
@@ -124,7 +126,15 @@ def conversation_list(request):
     if page > MAX_PAGE:
         return _error(f"page must be at most {MAX_PAGE}.")
     archived = request.GET.get("archived", "0") in ("1", "true", "yes")
-    items, has_more = selectors.list_conversations(user=request.user, archived=archived, page=page)
+    folder_id = None
+    if request.GET.get("folder"):
+        folder = folder_for(user=request.user, folder_id=request.GET["folder"])
+        if folder is None:
+            return _error("No such folder.", status=404)
+        folder_id = folder.id
+    items, has_more = selectors.list_conversations(
+        user=request.user, archived=archived, page=page, folder_id=folder_id
+    )
     return JsonResponse(
         {"items": [conversation_to_dict(c) for c in items], "page": page, "has_more": has_more}
     )

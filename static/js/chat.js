@@ -6,7 +6,9 @@ import { createApi, newClientId } from "./api.js";
 import { AttachmentTray } from "./attachments.js";
 import { Composer } from "./composer.js";
 import { ContextMeter } from "./context.js";
+import { Organiser } from "./folders.js";
 import { describeError, MessageTree, MessageView } from "./messages.js";
+import { revealMessage, SearchBox, targetFromHash } from "./search.js";
 import { SettingsPanel, setupTheme } from "./settings.js";
 import { Sidebar } from "./sidebar.js";
 import { ChatSocket } from "./socket.js";
@@ -126,6 +128,26 @@ const sidebar = new Sidebar({
   onError: showError,
 });
 
+const organiser = new Organiser({
+  root,
+  api,
+  onError: showError,
+  reload: () => sidebar.load(1),
+  onDeleted: (ids) => {
+    if (ids.includes(state.conversationId)) location.assign("/");
+  },
+});
+sidebar.organiser = organiser;
+new SearchBox({ root, api, onError: showError });
+
+// A search result: show its message (on its branch), now or once the conversation has loaded.
+function revealTarget() {
+  const id = targetFromHash();
+  if (!id) return;
+  revealMessage({ id, tree, view, list: root.querySelector("[data-message-list]"), selectBranch: view.actions.selectBranch });
+}
+window.addEventListener("hashchange", revealTarget);
+
 new SettingsPanel({
   root,
   api,
@@ -215,6 +237,7 @@ async function loadConversation(id) {
     view.renderAll();
     tree.streaming().forEach(resume);
     refreshStreaming();
+    revealTarget();
     contextMeter.refresh(id);
     conversationUsage.refresh(id);
   } catch (error) {
@@ -351,12 +374,16 @@ picker.addEventListener("change", () => {
 root.addEventListener("conversation-renamed", (event) => {
   if (event.detail.id === state.conversationId) setConversation(event.detail);
 });
-window.addEventListener("popstate", () => location.reload());
+window.addEventListener("popstate", () => {
+  // A search result in this conversation changes only the #m= part: hashchange shows it.
+  const shown = state.conversationId ? `/c/${state.conversationId}/` : "/";
+  if (location.pathname !== shown) location.reload();
+});
 
 showBadge();
 showImageOptions();
 socket.connect();
-sidebar.load(1);
+organiser.loadFolders().then(() => sidebar.load(1));
 if (state.conversationId) loadConversation(state.conversationId);
 composer.focus();
 root.dataset.ready = "1";

@@ -1,4 +1,7 @@
 // The sidebar: conversations most recent first, paginated; rename, archive and delete in place.
+// Pins, folders, date groups and bulk actions come from folders.js (the ``organiser``).
+
+import { groupHeader, groupLabel } from "./folders.js";
 
 function item(conversation, currentId, archivedView) {
   const li = document.createElement("li");
@@ -28,6 +31,7 @@ export class Sidebar {
     this.more = root.querySelector("[data-load-more]");
     this.archived = false;
     this.page = 1;
+    this.organiser = null; // set by the page: folders.js's Organiser
     this.more.addEventListener("click", () => this.load(this.page + 1));
     root.querySelectorAll("[data-archived-tab]").forEach((tab) =>
       tab.addEventListener("click", () => {
@@ -64,9 +68,10 @@ export class Sidebar {
 
   async load(page) {
     try {
-      const data = await this.api.get(`conversations/?page=${page}&archived=${this.archived ? 1 : 0}`);
+      const folder = this.organiser ? this.organiser.query() : "";
+      const data = await this.api.get(`conversations/?page=${page}&archived=${this.archived ? 1 : 0}${folder}`);
       if (page === 1) this.list.replaceChildren();
-      data.items.forEach((c) => this.list.append(item(c, this.getCurrentId(), this.archived)));
+      data.items.forEach((c) => this.place(c, { append: true }));
       if (page === 1 && !data.items.length) {
         this.list.innerHTML = '<li class="conversation-empty">No conversations here.</li>';
       }
@@ -77,14 +82,54 @@ export class Sidebar {
     }
   }
 
+  build(conversation) {
+    const li = item(conversation, this.getCurrentId(), this.archived);
+    this.organiser?.decorate(li, conversation);
+    return li;
+  }
+
+  // Put a conversation under its date group's header: at the end of the list while a page is
+  // read (the server's order), or first in its group for a live update.
+  place(conversation, { append }) {
+    const label = groupLabel(conversation);
+    const fresh = this.build(conversation);
+    if (append) {
+      const headers = this.list.querySelectorAll("[data-group]");
+      if (headers[headers.length - 1]?.dataset.group !== label) this.list.append(groupHeader(label));
+      this.list.append(fresh);
+      return;
+    }
+    let header = this.list.querySelector(`[data-group="${CSS.escape(label)}"]`);
+    if (!header) {
+      header = groupHeader(label);
+      const pinned = this.list.querySelector('[data-group="Pinned"]');
+      if (label === "Pinned" || !pinned) this.list.prepend(header);
+      else {
+        const items = [...this.list.querySelectorAll("[data-group]")];
+        const next = items[items.indexOf(pinned) + 1];
+        if (next) next.before(header);
+        else this.list.append(header);
+      }
+    }
+    header.after(fresh);
+  }
+
+  // Drop group headers left without a conversation under them.
+  tidyGroups() {
+    this.list.querySelectorAll("[data-group]").forEach((header) => {
+      const next = header.nextElementSibling;
+      if (!next || next.matches("[data-group]")) header.remove();
+    });
+  }
+
   // A conversation changed (new message, title, rename): put it first, as the server orders.
   upsert(conversation) {
     if (conversation.archived !== this.archived) return;
+    const folderId = this.organiser?.folderId;
     this.list.querySelector(".conversation-empty")?.remove();
-    const existing = this.list.querySelector(`[data-conversation-item="${conversation.id}"]`);
-    const fresh = item(conversation, this.getCurrentId(), this.archived);
-    existing?.remove();
-    this.list.prepend(fresh);
+    this.list.querySelector(`[data-conversation-item="${conversation.id}"]`)?.remove();
+    if (!folderId || conversation.folder_id === folderId) this.place(conversation, { append: false });
+    this.tidyGroups();
   }
 
   setTitle(id, title) {
@@ -148,6 +193,7 @@ export class Sidebar {
     try {
       await this.api.post(`conversations/${id}/archive`, { archived: !this.archived });
       li.remove();
+      this.tidyGroups();
     } catch (error) {
       this.onError(`Could not archive: ${error.message}`);
     }
@@ -170,6 +216,7 @@ export class Sidebar {
     try {
       await this.api.post(`conversations/${id}/delete`, {});
       li.remove();
+      this.tidyGroups();
       this.onDeleted(id);
     } catch (error) {
       this.onError(`Could not delete: ${error.message}`);
