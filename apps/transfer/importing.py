@@ -7,16 +7,19 @@ text fields are capped in length and checked for what the databases cannot store
 
 import datetime as dt
 import json
+import logging
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from apps.chat.models import Conversation, Message
 from apps.transfer import formats
 from project.limits import unstorable_reason
+
+logger = logging.getLogger("apps.transfer")
 
 MESSAGE_MAX_CHARS = 200_000
 SYSTEM_PROMPT_MAX_CHARS = 20_000
@@ -93,7 +96,13 @@ def import_file(*, user, data, default_model_key=""):
             continue
         if item.source != "Lapis":
             item.model_key = item.model_key if item.model_key in usable else default_model_key
-        conversation = _write(user=user, parsed=item, ordered=ordered)
+        try:
+            conversation = _write(user=user, parsed=item, ordered=ordered)
+        except DatabaseError as exc:  # rolled back whole: nothing of it stays
+            logger.warning("import of a conversation failed: %s", type(exc).__name__)
+            report.skipped.append({"title": _clean_title(item.title, item.source),
+                                   "reason": "the database could not store it; nothing of it was kept"})
+            continue
         left_out = [{"what": what, "reason": why} for what, why in item.left_out[:LISTED_MAX]]
         if len(item.left_out) > LISTED_MAX:
             left_out.append({"what": f"{len(item.left_out) - LISTED_MAX} more", "reason": "not listed"})
