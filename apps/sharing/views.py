@@ -119,7 +119,8 @@ def describe_image(share, image):
 def view_share(request, token):
     """The read-only page: markdown rendered in the browser by the chat's own sanitising module."""
     share = _viewer_share(request, token)
-    messages = [
+    # Not "messages": that name is the flash messages' in every template.
+    shared_messages = [
         {
             "role": m.role,
             "content": m.content,
@@ -133,7 +134,7 @@ def view_share(request, token):
     return render(
         request,
         "sharing/view.html",
-        {"share": share, "messages": messages, "is_owner": share.owner_id == request.user.pk},
+        {"share": share, "shared_messages": shared_messages, "is_owner": share.owner_id == request.user.pk},
     )
 
 

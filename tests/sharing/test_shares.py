@@ -177,6 +177,7 @@ def test_page_carries_messages_as_data_under_the_strict_csp(alice):
     csp = response["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     assert 'src="/static/js/share.js"' in body
+    assert "flash" not in body  # the snapshot is data for share.js, not the flash messages
 
 
 def test_a_streaming_answer_cannot_be_shared(alice):
