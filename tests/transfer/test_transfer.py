@@ -301,3 +301,13 @@ def test_a_conversation_the_database_refuses_leaves_nothing_behind(monkeypatch):
     assert report["skipped"][0] == {"title": "Packing list", "reason": "the database could not store it; nothing of it was kept"}
     assert Conversation.objects.count() == 1
     assert Message.objects.count() == 7
+
+
+def test_an_unusable_import_limit_is_a_system_check_error(settings):
+    from apps.transfer.checks import check_import_limit
+
+    settings.IMPORT_MAX_BYTES = 10
+    (error,) = check_import_limit()
+    assert error.id == "lapis.E401" and "IMPORT_MAX_BYTES is 10" in error.msg
+    settings.IMPORT_MAX_BYTES = 50 * 1024 * 1024
+    assert check_import_limit() == []
