@@ -6,8 +6,10 @@ text fields are capped in length and checked for what the databases cannot store
 """
 
 import datetime as dt
+import io
 import json
 import logging
+import zipfile
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -52,18 +54,58 @@ def too_big_message(size):
     return f"The file is {human_bytes(size)}; the largest import is {human_bytes(limit)} (IMPORT_MAX_BYTES)."
 
 
+def _unzipped(data):
+    """The JSON inside an export zip: ChatGPT's whole export (its ``conversations.json``) or
+    Lapis's (every ``conversations/*.json``, as a list). What is unpacked is capped like the
+    file itself, counting the bytes really read (a zip's declared sizes may lie)."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        names = archive.namelist()
+    except (zipfile.BadZipFile, ValueError):
+        raise ImportRefused("The file looks like a zip but cannot be opened.") from None
+    chatgpt = [n for n in names if n.rsplit("/", 1)[-1] == "conversations.json"]
+    lapis = [n for n in names if n.startswith("conversations/") and n.endswith(".json")]
+    if not chatgpt and not lapis:
+        raise ImportRefused("The zip holds neither a ChatGPT conversations.json nor a Lapis export's conversations/*.json.")
+    budget = settings.IMPORT_MAX_BYTES
+    parts = []
+    for name in chatgpt[:1] or lapis:
+        try:
+            with archive.open(name) as member:
+                part = member.read(budget + 1)
+        except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError):
+            raise ImportRefused(f"{name} in the zip cannot be unpacked.") from None
+        budget -= len(part)
+        if budget < 0:
+            raise ImportRefused(
+                f"Unpacked, the zip is larger than the largest import ({human_bytes(settings.IMPORT_MAX_BYTES)})."
+            )
+        parts.append((name, part))
+    if chatgpt:
+        return _parse(parts[0][1], parts[0][0])
+    return [_parse(part, name) for name, part in parts]
+
+
 def load(data):
-    """Parsed JSON from the file's bytes; raises ImportRefused with what and where."""
+    """Parsed JSON from the file's bytes (JSON, or an export zip); raises ImportRefused with
+    what and where."""
     if len(data) > settings.IMPORT_MAX_BYTES:
         raise ImportRefused(too_big_message(len(data)))
+    if data[:4] == b"PK\x03\x04":
+        return _unzipped(data)
+    return _parse(data, "The file")
+
+
+def _parse(data, where):
+    where = where if where == "The file" else f"{where} in the zip"
     try:
         return json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
-        raise ImportRefused(f"The file is not UTF-8 text (byte {exc.start}).") from None
+        raise ImportRefused(f"{where} is not UTF-8 text (byte {exc.start}).") from None
     except json.JSONDecodeError as exc:
-        raise ImportRefused(f"The file is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.") from None
+        raise ImportRefused(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.") from None
     except RecursionError:
-        raise ImportRefused("The file's JSON is nested too deeply.") from None
+        raise ImportRefused(f"{where} holds JSON nested too deeply.") from None
 
 
 def import_file(*, user, data, default_model_key=""):

@@ -311,3 +311,44 @@ def test_an_unusable_import_limit_is_a_system_check_error(settings):
     assert error.id == "lapis.E401" and "IMPORT_MAX_BYTES is 10" in error.msg
     settings.IMPORT_MAX_BYTES = 50 * 1024 * 1024
     assert check_import_limit() == []
+
+
+def zipped(members):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_chatgpt_export_zip_and_lapis_zip_import_as_they_are():
+    alice = user("alice")
+    client = client_of(alice)
+    chatgpt = zipped({
+        "user.json": "{}", "chat.html": "<html></html>",
+        "conversations.json": (FIXTURES / "chatgpt_conversations.json").read_bytes(),
+    })
+    report = upload(client, chatgpt, "export.zip").json()
+    assert report["source"] == "ChatGPT" and len(report["imported"]) == 2
+    # Lapis's zip of everything imports back: every conversation, every branch.
+    conversation, _ = branched_conversation(alice)
+    response = client.get("/transfer/export.zip")
+    archive = async_to_sync(collect)(response.streaming_content)
+    before = Conversation.objects.count()
+    report = upload(client, archive, "lapis.zip").json()
+    assert report["source"] == "Lapis" and len(report["imported"]) == before
+    assert sorted(i["branches"] for i in report["imported"]) == sorted([3, 3, 1])
+
+
+def test_a_zip_that_unpacks_over_the_limit_is_refused(settings):
+    settings.IMPORT_MAX_BYTES = 64 * 1024
+    client = client_of(user("alice"))
+    bomb = zipped({"conversations.json": b"[" + b" " * (1024 * 1024) + b"]"})
+    assert len(bomb) < 64 * 1024
+    response = upload(client, bomb, "bomb.zip")
+    assert response.status_code == 400
+    assert response.json()["error"] == "Unpacked, the zip is larger than the largest import (64 KB)."
+    other = upload(client, zipped({"notes.txt": "hi"}), "x.zip").json()["error"]
+    assert other == "The zip holds neither a ChatGPT conversations.json nor a Lapis export's conversations/*.json."
+    assert upload(client, b"PK\x03\x04 broken", "x.zip").json()["error"] == "The file looks like a zip but cannot be opened."
+    assert not Conversation.objects.exists()
