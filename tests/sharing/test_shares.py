@@ -211,3 +211,17 @@ def test_continue_as_a_copy_makes_the_viewer_their_own_conversation(alice, share
     conversation.delete()
     assert client_of(bob).get(picture["url"]).status_code == 200
     assert copy.model_key in {spec.key for spec in get_registry().chat_models()}
+
+
+def test_staff_can_revoke_a_link_in_the_admin(alice):
+    conversation, _ = branched_conversation(alice)
+    create(client_of(alice), conversation)
+    share = Share.objects.get()
+    staff = get_user_model().objects.create_superuser("root", password="Zebra-crossing-42!")
+    admin = client_of(staff)
+    assert admin.get("/admin/sharing/share/").status_code == 200
+    response = admin.post("/admin/sharing/share/", {"action": "revoke", "_selected_action": [str(share.pk)]})
+    assert response.status_code == 302
+    share.refresh_from_db()
+    assert share.revoked is not None and not share.messages.exists()
+    assert client_of(user("bob")).get(f"/s/{share.token}/").status_code == 404
