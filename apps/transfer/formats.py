@@ -125,6 +125,9 @@ def conversations(data):
             yield reader(item)
         except NotAnExport as exc:
             yield Unreadable(_title(item, index), str(exc))
+        except (KeyError, TypeError, AttributeError, ValueError):
+            # A field of an unexpected type that no check above foresaw: this one is skipped.
+            yield Unreadable(_title(item, index), f"its shape is not that of a {source} export")
 
 
 def _title(item, index):
@@ -140,14 +143,20 @@ def _collapse(nodes, keep):
     Returns {key: nearest kept ancestor or None}; a loop in the parent links raises NotAnExport.
     """
     resolved = {}
+    above = {}  # left-out node → its nearest kept ancestor (memoised: chains are walked once)
     for key in keep:
-        seen = set()
+        path, seen = [], set()
         parent = nodes.get(key)
-        while parent is not None and parent not in keep:
+        while parent is not None and parent not in keep and parent not in above:
             if parent in seen:
                 raise NotAnExport("its messages' parent links form a loop")
             seen.add(parent)
+            path.append(parent)
             parent = nodes.get(parent)
+        if parent in above:
+            parent = above[parent]
+        for node in path:
+            above[node] = parent
         resolved[key] = parent
     return resolved
 
@@ -344,7 +353,9 @@ def _openwebui_text(value):
 def read_open_webui(item):
     """Open WebUI's chat export item: {title, chat: {history: {messages: {id: {parentId,
     childrenIds, role, content, timestamp, model}}, currentId}}, created_at, updated_at}."""
-    chat = item["chat"]
+    chat = item.get("chat")
+    if not isinstance(chat, dict):
+        raise NotAnExport("it has no 'chat' object")
     title = _title(item, 0) if (isinstance(item.get("title"), str) or isinstance(chat.get("title"), str)) else "Imported from Open WebUI"
     history = chat.get("history") if isinstance(chat.get("history"), dict) else None
     if history is None or not isinstance(history.get("messages"), dict):

@@ -10,10 +10,11 @@ import io
 import json
 import logging
 import zipfile
+from collections import deque
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connections, router, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -191,9 +192,9 @@ def _ordered(parsed):
         msg.parent = parent
         children.setdefault(parent, []).append(msg)
     base = parsed.created or timezone.now()
-    order, queue = [], sorted(children.get(None, []), key=lambda m: _when(m, base))
+    order, queue = [], deque(sorted(children.get(None, []), key=lambda m: _when(m, base)))
     while queue:
-        msg = queue.pop(0)
+        msg = queue.popleft()
         order.append(msg)
         queue.extend(sorted(children.get(msg.key, []), key=lambda m: _when(m, base)))
     if len(order) != len(parsed.messages):
@@ -289,9 +290,7 @@ def _write(*, user, parsed, ordered):
         ids[msg.key] = row.id
         rows.append(row)
     Message.objects.bulk_create(rows, batch_size=500)
-    for row, msg in zip(rows, ordered, strict=True):  # bulk_create stamped them "now"
-        row.created = row.updated = times[msg.key]
-    Message.objects.bulk_update(rows, ["created", "updated"], batch_size=500)
+    _restamp(rows, [times[msg.key] for msg in ordered])
     leaf = ids.get(parsed.current) or _newest_leaf(ordered, times, ids)
     created = parsed.created or min(times.values())
     Conversation.objects.filter(pk=conversation.pk).update(
@@ -299,6 +298,27 @@ def _write(*, user, parsed, ordered):
     )
     conversation.refresh_from_db()
     return conversation
+
+
+def _restamp(rows, times):
+    """Give the rows their own creation times (bulk_create stamped them "now").
+
+    One parameterised UPDATE run for every row: ``bulk_update`` builds a CASE expression per
+    row, which took 17 s for 5,000 messages.
+    """
+    meta = Message._meta
+    connection = connections[router.db_for_write(Message)]
+    created, updated, pk = meta.get_field("created"), meta.get_field("updated"), meta.pk
+    sql = "UPDATE {} SET {} = %s, {} = %s WHERE {} = %s".format(
+        *(connection.ops.quote_name(name) for name in (meta.db_table, created.column, updated.column, pk.column))
+    )
+    params = []
+    for row, when in zip(rows, times, strict=True):
+        value = created.get_db_prep_value(when, connection)
+        params.append((value, value, pk.get_db_prep_value(row.pk, connection)))
+        row.created = row.updated = when
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 def _newest_leaf(ordered, times, ids):

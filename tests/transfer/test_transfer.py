@@ -16,6 +16,7 @@ from django.test import Client
 
 from apps.chat.models import Conversation, Message
 from apps.media.views import MULTIPART_SLACK
+from apps.transfer import importing
 from project.bodies import body_limit
 from tests.transfer.builders import branched_conversation
 
@@ -257,10 +258,12 @@ def test_hostile_fields_are_text_capped_and_whitelisted():
             "2": {"parentId": "1", "role": "assistant", "content": "two"}}}}},
         {"title": "Not an object", "chat": {"history": []}},
         "a string",
+        {"title": "No chat at all"},
+        {"title": "Odd fields", "chat": {"history": {"messages": {"1": {"parentId": None, "role": "user", "content": "x", "timestamp": [1]}}, "currentId": {"x": 1}}}},
     ]
     data = json.dumps(document).encode().replace(b"a\\u0000b", b"a\\u0000b")
     report = upload(client, data).json()
-    (item,) = report["imported"]
+    item = report["imported"][0]
     conversation = Conversation.objects.get(pk=item["id"])
     assert len(conversation.title) == 200 and conversation.title.startswith("<b><script>")
     assert conversation.messages.get(role="user").content == script  # stored as text, verbatim
@@ -277,7 +280,9 @@ def test_hostile_fields_are_text_capped_and_whitelisted():
     assert skipped["Loop"] == "its messages' parent links form a loop"
     assert skipped["Not an object"] == "it has no 'chat.history.messages' object"
     assert skipped["item 6"] == "is not a JSON object"
-    assert Conversation.objects.count() == 1
+    assert skipped["No chat at all"] == "it has no 'chat' object"
+    assert Conversation.objects.filter(title="Odd fields").exists()  # unusable time and current id ignored
+    assert Conversation.objects.count() == 2
     # The report page shows titles as text.
     page = client.post("/transfer/", {"file": SimpleUploadedFile("x.json", data)}).content.decode()
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
@@ -286,16 +291,16 @@ def test_hostile_fields_are_text_capped_and_whitelisted():
 def test_a_conversation_the_database_refuses_leaves_nothing_behind(monkeypatch):
     alice = user("alice")
     document = json.loads((FIXTURES / "chatgpt_conversations.json").read_text())
-    original = Message.objects.bulk_update
+    original = importing._restamp
     calls = []
 
     def failing_second(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == 2:  # the second conversation's messages are written, then this fails
             raise DatabaseError("disk full")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(Message.objects, "bulk_update", failing_second)
+    monkeypatch.setattr(importing, "_restamp", failing_second)
     report = upload(client_of(alice), document).json()
     assert [i["title"] for i in report["imported"]] == ["Tide tables for Bergen"]
     assert report["skipped"][0] == {"title": "Packing list", "reason": "the database could not store it; nothing of it was kept"}
@@ -352,3 +357,20 @@ def test_a_zip_that_unpacks_over_the_limit_is_refused(settings):
     assert other == "The zip holds neither a ChatGPT conversations.json nor a Lapis export's conversations/*.json."
     assert upload(client, b"PK\x03\x04 broken", "x.zip").json()["error"] == "The file looks like a zip but cannot be opened."
     assert not Conversation.objects.exists()
+
+
+def test_a_deep_chain_of_left_out_nodes_is_walked_once():
+    # 5,000 tool nodes in a chain, then 5,000 answers hanging from its end: linear, not quadratic.
+    mapping = {"root": {"message": None, "parent": None, "children": []}}
+    mapping["q"] = {"message": {"author": {"role": "user"}, "content": {"content_type": "text", "parts": ["go"]}}, "parent": "root"}
+    parent = "q"
+    for index in range(5000):
+        mapping[f"t{index}"] = {"message": {"author": {"role": "tool"}, "content": {"content_type": "text", "parts": ["."]}}, "parent": parent}
+        parent = f"t{index}"
+    for index in range(5000):
+        mapping[f"a{index}"] = {"message": {"author": {"role": "assistant"}, "content": {"content_type": "text", "parts": [f"answer {index}"]}}, "parent": parent}
+    report = upload(client_of(user("alice")), [{"title": "Deep", "mapping": mapping}]).json()
+    (item,) = report["imported"]
+    assert (item["messages"], item["branches"]) == (5001, 5000)
+    assert len(item["left_out"]) == 51  # 50 listed, the rest counted
+    assert item["left_out"][-1] == {"what": "4950 more", "reason": "not listed"}
