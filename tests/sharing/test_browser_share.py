@@ -117,3 +117,38 @@ def test_an_imported_chatgpt_conversation_shows_its_branches(pages, server, scre
     assert alice.locator("[data-testid=message]").count() == 2
     screenshot(alice, "import-branches")
     assert alice.console_errors == []
+
+
+def test_hostile_imported_text_stays_inert_on_the_shared_page(pages, server, tmp_path, screenshot):
+    title = "<img src=x onerror=window.pwned=1> title"
+    hostile = [{"title": title, "chat": {"history": {"currentId": "2", "messages": {
+        "1": {"parentId": None, "role": "user", "content": "<script>window.pwned=2</script> question"},
+        "2": {"parentId": "1", "role": "assistant", "content":
+              "Answer <img src=x onerror=window.pwned=3> [link](javascript:window.pwned=4) "
+              "![remote](https://example.invalid/t.png) <iframe src=/></iframe>\n\n**bold**"},
+    }}}}]
+    path = tmp_path / "hostile.json"
+    path.write_text(__import__("json").dumps(hostile))
+    alice = pages("alice")
+    alice.click("[data-testid=transfer-link]")
+    alice.set_input_files("[data-testid=import-file]", str(path))
+    alice.click("[data-testid=import-submit]")
+    alice.click("[data-testid=import-link]")
+    alice.wait_for_selector("[data-testid=message][data-role=assistant]")
+    alice.click("[data-testid=share-open]")
+    alice.click("[data-testid=share-create]")
+    href = alice.locator("[data-testid=share-link]").first.get_attribute("href")
+
+    carol = pages("carol")  # no audience named: every signed-in user
+    carol.goto(server.url + href)
+    carol.wait_for_selector("[data-shared][data-ready='1']")
+    assert carol.inner_text("[data-testid=shared-title]") == title
+    answer = carol.locator("[data-testid=message][data-role=assistant] [data-testid=message-body]")
+    assert answer.locator("strong").inner_text() == "bold"
+    assert answer.locator("iframe, script, img[onerror], a[href^=javascript]").count() == 0
+    assert answer.locator("[data-testid=blocked-image]").count() == 1  # off-site image not loaded
+    user_text = carol.locator("[data-testid=message][data-role=user] [data-testid=message-body]").inner_text()
+    assert user_text == "<script>window.pwned=2</script> question"
+    carol.wait_for_timeout(300)
+    assert carol.evaluate("window.pwned") is None
+    screenshot(carol, "share-hostile-inert")
