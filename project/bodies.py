@@ -1,7 +1,7 @@
 """Request-body limits by address, and the ASGI guard that applies them under any server.
 
 The limit depends on the URL only (who is signed in is not known before Django runs):
-``REQUEST_MAX_BYTES`` everywhere, larger for the image upload and the model-group config load,
+``REQUEST_MAX_BYTES`` everywhere, larger for the image upload, the import and the model-group config load,
 whose views then check the session and their own limits. ``project.server`` (Daphne) applies it
 before a body is read; ``BodyLimit`` applies it in the ASGI layer for servers that stream bodies
 to the application (uvicorn and the like), and as a second line behind ``project.server``.
@@ -24,6 +24,8 @@ def body_limit(path):
         return settings.REQUEST_MAX_BYTES
     if name == "media:upload":
         return settings.UPLOAD_MAX_BYTES + MULTIPART_SLACK
+    if name == "transfer:page":  # the import form posts its export file here
+        return settings.IMPORT_MAX_BYTES + MULTIPART_SLACK
     if name == "admin:azure_configversion_add":
         # The load form takes a file and a pasted text, each up to the config limit.
         return 2 * CONFIG_MAX_BYTES + MULTIPART_SLACK

@@ -150,6 +150,8 @@ INSTALLED_APPS = [
     "apps.media",
     "apps.governance",
     "apps.observability",
+    "apps.sharing",
+    "apps.transfer",
     "apps.audit",  # last: it watches the admin classes every other app registered
 ]
 
@@ -355,6 +357,8 @@ IMAGE_URL_HOSTS = [
 # The server (project/server.py) refuses a body over this before it is read, on every address
 # but the image upload and the config load, which have their own; the JSON APIs take 64 KB.
 REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", 64 * 1024)
+# Largest export file an import takes (a ChatGPT conversations.json of a heavy user is tens of MB).
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 50 * 1024 * 1024)
 if REQUEST_MAX_BYTES < 1024:
     raise ImproperlyConfigured(f"REQUEST_MAX_BYTES must be at least 1024, not {REQUEST_MAX_BYTES}")
 # Seconds a connection may take to send a request's line and headers, and may stay idle between

@@ -89,7 +89,9 @@ def download_name(attachment):
     return f"{stem}.{attachment.extension}"
 
 
-def _serve(request, attachment, relative):
+def serve_stored(request, attachment, relative):
+    """Serve a stored image file (``attachment``: anything with Attachment's file layout) with
+    the headers that keep a browser from running it; the caller has checked who may see it."""
     path = attachment.absolute(relative)
     try:
         size = path.stat().st_size
@@ -116,10 +118,10 @@ def _serve(request, attachment, relative):
 @require_GET
 def file(request, pk):
     attachment = _owned(request, pk)
-    return _serve(request, attachment, attachment.path)
+    return serve_stored(request, attachment, attachment.path)
 
 
 @require_GET
 def thumbnail(request, pk):
     attachment = _owned(request, pk)
-    return _serve(request, attachment, attachment.variant_path("thumb"))
+    return serve_stored(request, attachment, attachment.variant_path("thumb"))

@@ -28,6 +28,7 @@ const errorEl = root.querySelector("[data-chat-error]");
 const offlineEl = document.querySelector("[data-offline]");
 const settingsButton = root.querySelector("[data-settings-open]");
 const temporaryChat = new TemporaryChat({ root, socket });
+const shareLink = root.querySelector("[data-share-open]");
 
 const state = {
   conversation: null,
@@ -187,6 +188,8 @@ function setConversation(conversation) {
   state.conversationId = conversation.id;
   showTitle(conversation.title);
   settingsButton.hidden = false;
+  shareLink.href = `/c/${conversation.id}/share/`;
+  shareLink.hidden = false;
   if (conversation.model_key && [...picker.options].some((o) => o.value === conversation.model_key)) {
     picker.value = conversation.model_key;
     showBadge();
