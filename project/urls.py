@@ -15,6 +15,8 @@ urlpatterns = [
     path("", include("apps.accounts.urls")),
     path("", include("apps.azure.urls")),
     path("", include("apps.chat.urls")),
+    path("", include("apps.gateway.urls")),
+    path("", include("apps.gateway.page_urls")),
     path("admin/", admin.site.urls),
     path("media/", include("apps.media.urls")),
 ]

@@ -64,6 +64,7 @@ VISION_NAMES = ("gpt-4-vision", "gpt-4o", "gpt-4-turbo", "gpt-4.1", "gpt-5", "o1
 # images (o1, o3, o3-pro and o4-mini do).
 VISION_EXCEPTIONS = ("gpt-4-turbo-preview", "o1-mini", "o1-preview", "o3-mini")
 IMAGE_NAMES = re.compile(r"dall-e-2|dall-e-3|gpt-image-")
+EMBEDDING_NAMES = re.compile(r"text-embedding-|(^|[^a-z])embed")
 REASONING = re.compile(r"(^|[^a-z0-9.])(o1|o3|o4)([^a-z0-9]|$)|gpt-5")
 
 
@@ -88,6 +89,8 @@ def vision_for(key):
 def type_for(key, *, force_prompt=False):
     if IMAGE_NAMES.search(key.lower()):
         return "image"
+    if EMBEDDING_NAMES.search(key.lower()):
+        return "embedding"
     return "completion" if force_prompt else "chat"
 
 
@@ -200,6 +203,8 @@ class ModelSpec:
         route = "completions" if self.force_prompt else "chat/completions"
         if self.type == "image":
             route = "images/generations"
+        if self.type == "embedding":
+            route = "embeddings"
         if not self.target:
             return ""
         if self.responses_api:
@@ -261,7 +266,7 @@ def build_spec(group, model, *, simulated=False):
         api_version=model.version,
         type=type_,
         # An image model has no chat context window (0: none shown, none budgeted).
-        context_window=0 if type_ == "image" else model.context_window or context_window_for(model.key),
+        context_window=0 if type_ in ("image", "embedding") else model.context_window or context_window_for(model.key),
         max_output=model.max_output,
         vision=model.vision if model.vision is not None else vision_for(model.key),
         force_prompt=group.force_prompt,
@@ -315,6 +320,9 @@ class Registry:
 
     def image_models(self):
         return [spec for spec in self._by_key.values() if spec.type == "image"]
+
+    def embedding_models(self):
+        return [spec for spec in self._by_key.values() if spec.type == "embedding"]
 
     def groups(self):
         return [(name, list(specs)) for name, specs in self._groups]

@@ -51,7 +51,7 @@ def _chat_model(key, *, user):
     from apps.chat.imagegen import find_model
 
     model = find_model(key, get_registry())
-    if model is None:
+    if model is None or model.type == "embedding":  # embeddings are for the API (/v1/embeddings)
         raise ExchangeRefused(
             "unknown_model",
             f"The model {key!r} is not available. Pick one of the configured models.",

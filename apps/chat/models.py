@@ -165,6 +165,8 @@ class Purpose(models.TextChoices):
     CHAT = "chat"
     TITLE = "title"
     SUMMARY = "summary"
+    API = "api"  # /v1/chat/completions with a personal key (apps.gateway)
+    EMBEDDING = "embedding"  # /v1/embeddings
 
 
 class UsageRecord(models.Model):

@@ -1,0 +1,308 @@
+"""The OpenAI-compatible API under /v1/: models, chat completions (streamed and not) and
+embeddings, for callers holding a personal API key (apps.gateway.auth).
+
+Every request is checked in the order chat checks it, before anything reaches Azure: the key,
+the model (configured, of the right type, open to the key's user: apps.azure.access), the body,
+the user's budgets (apps.governance.quotas) and rate limits (apps.governance.ratelimits: an API
+call counts as an answer, per minute and at once). Only apps.azure talks to Azure
+(apps.azure.passthrough). Every answer but a 200 is an OpenAI-shaped error (apps.gateway.errors).
+"""
+
+import functools
+import json
+import logging
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.http import JsonResponse, StreamingHttpResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from apps.azure import access, passthrough
+from apps.azure.client import Usage
+from apps.azure.errors import UpstreamError
+from apps.azure.registry import aget_registry
+from apps.chat.budget import record_usage
+from apps.chat.models import Purpose
+from apps.gateway import checks_input
+from apps.gateway.auth import authenticate
+from apps.gateway.errors import ApiError, from_upstream, retry_headers
+from apps.governance.quotas import OverBudget, check_budget
+from apps.governance.ratelimits import RateLimited, answer_permit
+
+logger = logging.getLogger("lapis.gateway")
+
+
+def api_view(*methods):
+    """An async API view: no session, no CSRF (the key is the credential), ``methods`` only;
+    an ApiError becomes its JSON answer and anything unexpected a JSON 500 (logged)."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        async def wrapper(request, *args, **kwargs):
+            try:
+                if request.method not in methods:
+                    raise ApiError(405, f"{request.method} is not allowed on {request.path}; use "
+                                   f"{' or '.join(methods)}.", code="method_not_allowed",
+                                   headers={"Allow": ", ".join(methods)})
+                return await view(request, *args, **kwargs)
+            except ApiError as exc:
+                return exc.response()
+            except Exception:
+                logger.exception("API call %s %s failed", request.method, request.path)
+                return ApiError(500, "Lapis failed while handling the request. Try again; if it "
+                                "keeps failing, tell an admin.", code="internal_error").response()
+
+        return csrf_exempt(login_not_required(wrapper))
+
+    return decorate
+
+
+# ---- models ---------------------------------------------------------------------------------
+
+SERVED = ("chat", "embedding")
+
+
+def _served(spec):
+    """Whether the API serves ``spec`` (chat through chat/completions, embeddings)."""
+    return spec.type in SERVED and not spec.responses_api
+
+
+def _model_object(spec):
+    return {"id": spec.key, "object": "model", "created": 0, "owned_by": spec.group}
+
+
+@api_view("GET")
+async def models(request):
+    key = await authenticate(request)
+    registry = (await aget_registry()).for_user
+    mine = await sync_to_async(registry)(key.user)
+    return JsonResponse({"object": "list", "data": [_model_object(s) for s in mine.all_models() if _served(s)]})
+
+
+@api_view("GET")
+async def model_detail(request, name):
+    key = await authenticate(request)
+    spec = await _model(key.user, name, kind=None)
+    return JsonResponse(_model_object(spec))
+
+
+async def _model(user, name, *, kind):
+    """The ModelSpec ``name`` if it is configured, served, of ``kind`` and open to ``user``."""
+    if not isinstance(name, str) or not name:
+        raise ApiError(400, "You must provide a model parameter: one of the names GET /v1/models "
+                       "lists.", code="missing_model", param="model")
+    spec = (await aget_registry()).get(name)
+    if spec is None or not _served(spec):
+        detail = ""
+        if spec is not None and spec.responses_api:
+            detail = " It is served through Azure's Responses API, which /v1/ does not offer yet."
+        elif spec is not None:
+            detail = f" It is an {spec.type} model, which /v1/ does not serve."
+        raise ApiError(404, f"The model {name!r} does not exist in Lapis or is not available through "
+                       f"the API.{detail} GET /v1/models lists the models your key may use.",
+                       code="model_not_found", param="model")
+    try:
+        await access.acheck(user=user, spec=spec)
+    except access.ModelNotAllowed as exc:
+        raise ApiError(403, str(exc), code="model_not_allowed", param="model") from None
+    if kind is not None and spec.type != kind:
+        where = "/v1/embeddings" if spec.type == "embedding" else "/v1/chat/completions"
+        raise ApiError(400, f"The model {name!r} is an {spec.type} model: call {where} with it.",
+                       code="wrong_model_type", param="model")
+    return spec
+
+
+# ---- limits ---------------------------------------------------------------------------------
+
+
+async def _admit(user):
+    """Budgets, then rate limits; returns the release coroutine function of the running slot."""
+    try:
+        await sync_to_async(check_budget)(user=user)
+    except OverBudget as exc:
+        wait = (exc.resets - timezone.now()).total_seconds()
+        raise ApiError(429, exc.message, code="insufficient_quota", type="insufficient_quota",
+                       headers=retry_headers(wait, retry=False)) from None
+    permit = answer_permit(user=user)
+    try:
+        await permit.__aenter__()
+    except RateLimited as exc:
+        raise ApiError(429, exc.message, code="rate_limit_exceeded",
+                       headers=retry_headers(exc.retry_after)) from None
+
+    async def release():
+        await permit.__aexit__(None, None, None)
+
+    return release
+
+
+def _usage(data):
+    """A client Usage from Azure's usage object, or None."""
+    if not isinstance(data, dict):
+        return None
+    details = data.get("completion_tokens_details") or {}
+    return Usage(int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0),
+                 int(details.get("reasoning_tokens") or 0))
+
+
+async def _record(*, purpose, spec, user, usage, messages=None, text=""):
+    await record_usage(purpose=purpose, model=spec, user_id=user.pk, conversation_id=None,
+                       usage=usage, messages=messages, text=text)
+
+
+# ---- chat -----------------------------------------------------------------------------------
+
+
+@api_view("POST")
+async def chat_completions(request):
+    key = await authenticate(request)
+    user = key.user
+    body = checks_input.json_body(request)
+    spec = await _model(user, body.get("model"), kind="chat")
+    stream = checks_input.chat_request(body, spec=spec)
+    release = await _admit(user)
+    upstream = passthrough.chat_body(spec, body, stream=stream)
+    if not stream:
+        try:
+            data = await passthrough.post_json(spec, "chat/completions", upstream)
+        except UpstreamError as exc:
+            raise from_upstream(exc) from None
+        finally:
+            await release()
+        await _record(purpose=Purpose.API, spec=spec, user=user, usage=_usage(data.get("usage")),
+                      messages=body["messages"], text=_answer_text(data))
+        data.pop("prompt_filter_results", None)
+        return JsonResponse(data)
+    return await _stream(spec, user, body, upstream, release)
+
+
+def _answer_text(data):
+    parts = []
+    for choice in data.get("choices") or ():
+        message = (choice or {}).get("message") or {}
+        parts.append(message.get("content") or "")
+        for call in message.get("tool_calls") or ():
+            parts.append(((call or {}).get("function") or {}).get("arguments") or "")
+    return "".join(parts)
+
+
+async def _stream(spec, user, body, upstream, release):
+    """Wait for Azure's first chunk (so that a refusal is an HTTP error, as OpenAI answers it),
+    then relay the stream as OpenAI sends it."""
+    want_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    events = passthrough.stream_chat_chunks(spec, upstream, idle_timeout=settings.CHAT_IDLE_TIMEOUT)
+    try:
+        first = await anext(events)
+    except StopAsyncIteration:
+        first = None
+    except UpstreamError as exc:
+        await release()
+        raise from_upstream(exc) from None
+    except BaseException:
+        await release()
+        raise
+    relay = _Relay(spec=spec, user=user, messages=body["messages"], want_usage=want_usage)
+    response = StreamingHttpResponse(
+        relay.run(first, events, release), content_type="text/event-stream; charset=utf-8"
+    )
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # a proxy in front must not hold chunks back
+    return response
+
+
+class _Relay:
+    """One streamed answer: Azure's chunks in OpenAI's shape, then the usage recorded."""
+
+    def __init__(self, *, spec, user, messages, want_usage):
+        self.spec = spec
+        self.user = user
+        self.messages = messages
+        self.want_usage = want_usage
+        self.usage = None
+        self.pieces = []  # answer text and tool arguments, for an estimate without usage
+
+    async def run(self, first, events, release):
+        try:
+            if first is not None and (out := self.shape(first.data)):
+                yield out
+            async for chunk in events:
+                if out := self.shape(chunk.data):
+                    yield out
+            yield b"data: [DONE]\n\n"
+        except UpstreamError as exc:  # mid-stream: the SDKs raise APIError on an error event
+            yield b"data: " + json.dumps(from_upstream(exc).body()).encode() + b"\n\n"
+        finally:
+            await events.aclose()
+            await release()
+            await _record(purpose=Purpose.API, spec=self.spec, user=self.user,
+                          usage=_usage(self.usage), messages=self.messages,
+                          text="" if self.usage else "".join(self.pieces))
+
+    def shape(self, data):
+        """The SSE bytes of one chunk for the caller, or None for a chunk OpenAI does not send
+        (Azure's prompt-filter chunk, delta-less filter annotations, usage not asked for)."""
+        usage = data.get("usage")
+        if usage:
+            self.usage = usage
+        choices = data.get("choices")
+        if choices:
+            kept = [c for c in choices if isinstance(c, dict) and "delta" in c]
+            if not kept:
+                return None
+            if len(kept) != len(choices):
+                data["choices"] = kept
+            for choice in kept:
+                self._collect(choice["delta"])
+            if not self.want_usage:
+                data.pop("usage", None)
+        elif not (usage and self.want_usage):
+            return None
+        return b"data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+
+    def _collect(self, delta):
+        if not isinstance(delta, dict):
+            return
+        if content := delta.get("content"):
+            self.pieces.append(content)
+        for call in delta.get("tool_calls") or ():
+            if isinstance(call, dict) and (arguments := (call.get("function") or {}).get("arguments")):
+                self.pieces.append(arguments)
+
+
+# ---- embeddings -----------------------------------------------------------------------------
+
+
+@api_view("POST")
+async def embeddings(request):
+    key = await authenticate(request)
+    user = key.user
+    body = checks_input.json_body(request)
+    spec = await _model(user, body.get("model"), kind="embedding")
+    texts = checks_input.embeddings_request(body)
+    release = await _admit(user)
+    try:
+        data = await passthrough.post_json(spec, "embeddings", passthrough.embeddings_body(spec, body))
+    except UpstreamError as exc:
+        raise from_upstream(exc) from None
+    finally:
+        await release()
+    usage = data.get("usage") or {}
+    counted = Usage(int(usage.get("prompt_tokens") or 0), 0) if usage else None
+    await _record(purpose=Purpose.EMBEDDING, spec=spec, user=user, usage=counted,
+                  messages=[{"role": "user", "content": t} for t in texts])
+    return JsonResponse(data)
+
+
+# ---- anything else under /v1/ ---------------------------------------------------------------
+
+
+@csrf_exempt
+@login_not_required
+def not_found(request, rest=""):
+    return ApiError(404, f"Unknown request URL: {request.method} {request.path}. Lapis serves "
+                    "/v1/models, /v1/chat/completions and /v1/embeddings.",
+                    code="unknown_url").response()
+
+
