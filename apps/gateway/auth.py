@@ -1,9 +1,9 @@
 """Who is calling: the personal API key in ``Authorization: Bearer`` (or ``api-key``, as Azure
 clients send it) → its user, checked as the key's state and the user's right to keys."""
 
+import time
 from datetime import timedelta
 
-from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from apps.gateway.errors import ApiError
@@ -11,6 +11,11 @@ from apps.gateway.models import ApiKey, digest
 from apps.gateway.selectors import may_use_keys
 
 LAST_USED_EVERY = timedelta(minutes=1)  # one write per key per minute, not one per call
+# Whether a user may use keys (the group permission) is remembered this long per process: two
+# permission queries per call would be most of an API call's database work. Taking a user out
+# of the group stops their keys within this many seconds (revoking a key: at once).
+PERMISSION_CACHE_SECONDS = 10
+_permitted = {}  # user id → (expires monotonic, bool)
 
 
 def presented_key(request):
@@ -22,17 +27,18 @@ def presented_key(request):
     return request.headers.get("api-key", "").strip() or None
 
 
-async def authenticate(request):
-    """The ApiKey (with ``user``) behind ``request``; raises ApiError 401/403."""
+def authenticate(request):
+    """The ApiKey (with ``user``) behind ``request``; raises ApiError 401/403. Sync (database):
+    the views call it with the rest of a call's checks in one thread hop."""
     raw = presented_key(request)
     if raw is None:
         raise ApiError(
             401,
             "No API key given. Send your Lapis API key as 'Authorization: Bearer <key>' "
-            "(create one in Lapis under Settings → API keys).",
+            "(create one in Lapis under API keys).",
             code="missing_api_key",
         )
-    key = await ApiKey.objects.select_related("user").filter(digest=digest(raw)).afirst()
+    key = ApiKey.objects.select_related("user").filter(digest=digest(raw)).first()
     now = timezone.now()
     shown = raw[:10] + "…" if len(raw) > 10 else "…"
     if key is None or not key.user.is_active:
@@ -45,9 +51,21 @@ async def authenticate(request):
     if state == "expired":
         raise ApiError(401, f"The API key {key.prefix}… expired on {key.expires:%Y-%m-%d %H:%M} UTC. "
                        "Create a new one in Lapis.", code="invalid_api_key")
-    if not await sync_to_async(may_use_keys)(user=key.user):
+    if not _may_use_keys(key.user):
         raise ApiError(403, "API keys are not enabled for your account. Ask an admin to add you "
                        "to a group that may use them.", code="api_keys_not_enabled")
     if key.last_used is None or now - key.last_used > LAST_USED_EVERY:
-        await ApiKey.objects.filter(pk=key.pk).aupdate(last_used=now)
+        ApiKey.objects.filter(pk=key.pk).update(last_used=now)
     return key
+
+
+def _may_use_keys(user):
+    clock = time.monotonic()
+    cached = _permitted.get(user.pk)
+    if cached and cached[0] > clock:
+        return cached[1]
+    allowed = may_use_keys(user=user)
+    if len(_permitted) > 10_000:
+        _permitted.clear()
+    _permitted[user.pk] = (clock + PERMISSION_CACHE_SECONDS, allowed)
+    return allowed

@@ -22,7 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from apps.azure import access, passthrough
 from apps.azure.client import Usage
 from apps.azure.errors import UpstreamError
-from apps.azure.registry import aget_registry
+from apps.azure.registry import get_registry
 from apps.chat.budget import record_usage
 from apps.chat.models import Purpose
 from apps.gateway import checks_input
@@ -75,25 +75,41 @@ def _model_object(spec):
 
 @api_view("GET")
 async def models(request):
-    key = await authenticate(request)
-    registry = (await aget_registry()).for_user
-    mine = await sync_to_async(registry)(key.user)
-    return JsonResponse({"object": "list", "data": [_model_object(s) for s in mine.all_models() if _served(s)]})
+    mine = await sync_to_async(_models_of)(request)
+    return JsonResponse({"object": "list", "data": [_model_object(s) for s in mine if _served(s)]})
+
+
+def _models_of(request):
+    return get_registry().for_user(authenticate(request).user).all_models()
 
 
 @api_view("GET")
 async def model_detail(request, name):
-    key = await authenticate(request)
-    spec = await _model(key.user, name, kind=None)
+    _key, spec = await sync_to_async(_admission)(request, name, kind=None, budget=False)
     return JsonResponse(_model_object(spec))
 
 
-async def _model(user, name, *, kind):
+def _admission(request, name, *, kind, budget=True):
+    """(ApiKey, ModelSpec) for a call to ``name``: the key, the model (see ``_model``) and the
+    budgets, in one thread hop (each hop waits its turn on Django's database thread)."""
+    key = authenticate(request)
+    spec = _model(key.user, name, kind=kind)
+    if budget:
+        try:
+            check_budget(user=key.user)
+        except OverBudget as exc:
+            wait = (exc.resets - timezone.now()).total_seconds()
+            raise ApiError(429, exc.message, code="insufficient_quota", type="insufficient_quota",
+                           headers=retry_headers(wait, retry=False)) from None
+    return key, spec
+
+
+def _model(user, name, *, kind):
     """The ModelSpec ``name`` if it is configured, served, of ``kind`` and open to ``user``."""
     if not isinstance(name, str) or not name:
         raise ApiError(400, "You must provide a model parameter: one of the names GET /v1/models "
                        "lists.", code="missing_model", param="model")
-    spec = (await aget_registry()).get(name)
+    spec = get_registry().get(name)
     if spec is None or not _served(spec):
         detail = ""
         if spec is not None and spec.responses_api:
@@ -104,7 +120,7 @@ async def _model(user, name, *, kind):
                        f"the API.{detail} GET /v1/models lists the models your key may use.",
                        code="model_not_found", param="model")
     try:
-        await access.acheck(user=user, spec=spec)
+        access.check(user=user, spec=spec)
     except access.ModelNotAllowed as exc:
         raise ApiError(403, str(exc), code="model_not_allowed", param="model") from None
     if kind is not None and spec.type != kind:
@@ -118,24 +134,22 @@ async def _model(user, name, *, kind):
 
 
 async def _admit(user):
-    """Budgets, then rate limits; returns the release coroutine function of the running slot."""
+    """The rate limits (an API call counts as an answer: per minute, and running at once),
+    after ``_admission``'s budgets. Returns the running-at-once Permit: ``release()`` it (sync,
+    idempotent) when done."""
+    claim = answer_permit(user=user)
     try:
-        await sync_to_async(check_budget)(user=user)
-    except OverBudget as exc:
-        wait = (exc.resets - timezone.now()).total_seconds()
-        raise ApiError(429, exc.message, code="insufficient_quota", type="insufficient_quota",
-                       headers=retry_headers(wait, retry=False)) from None
-    permit = answer_permit(user=user)
-    try:
-        await permit.__aenter__()
+        permit = await claim.__aenter__()
     except RateLimited as exc:
         raise ApiError(429, exc.message, code="rate_limit_exceeded",
                        headers=retry_headers(exc.retry_after)) from None
+    permit.kept = True  # released by the caller, which may outlive this call (a stream)
+    await claim.__aexit__(None, None, None)
+    return permit
 
-    async def release():
-        await permit.__aexit__(None, None, None)
 
-    return release
+async def _release(permit):
+    await sync_to_async(permit.release, thread_sensitive=False)()
 
 
 def _usage(data):
@@ -157,12 +171,11 @@ async def _record(*, purpose, spec, user, usage, messages=None, text=""):
 
 @api_view("POST")
 async def chat_completions(request):
-    key = await authenticate(request)
-    user = key.user
     body = checks_input.json_body(request)
-    spec = await _model(user, body.get("model"), kind="chat")
+    key, spec = await sync_to_async(_admission)(request, body.get("model"), kind="chat")
+    user = key.user
     stream = checks_input.chat_request(body, spec=spec)
-    release = await _admit(user)
+    permit = await _admit(user)
     upstream = passthrough.chat_body(spec, body, stream=stream)
     if not stream:
         try:
@@ -170,12 +183,12 @@ async def chat_completions(request):
         except UpstreamError as exc:
             raise from_upstream(exc) from None
         finally:
-            await release()
+            await _release(permit)
         await _record(purpose=Purpose.API, spec=spec, user=user, usage=_usage(data.get("usage")),
                       messages=body["messages"], text=_answer_text(data))
         data.pop("prompt_filter_results", None)
         return JsonResponse(data)
-    return await _stream(spec, user, body, upstream, release)
+    return await _stream(spec, user, body, upstream, permit)
 
 
 def _answer_text(data):
@@ -188,7 +201,7 @@ def _answer_text(data):
     return "".join(parts)
 
 
-async def _stream(spec, user, body, upstream, release):
+async def _stream(spec, user, body, upstream, permit):
     """Wait for Azure's first chunk (so that a refusal is an HTTP error, as OpenAI answers it),
     then relay the stream as OpenAI sends it."""
     want_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -198,34 +211,46 @@ async def _stream(spec, user, body, upstream, release):
     except StopAsyncIteration:
         first = None
     except UpstreamError as exc:
-        await release()
+        await _release(permit)
         raise from_upstream(exc) from None
     except BaseException:
-        await release()
+        await _release(permit)
         raise
-    relay = _Relay(spec=spec, user=user, messages=body["messages"], want_usage=want_usage)
-    response = StreamingHttpResponse(
-        relay.run(first, events, release), content_type="text/event-stream; charset=utf-8"
-    )
+    relay = _Relay(spec=spec, user=user, messages=body["messages"], want_usage=want_usage,
+                   first=first, events=events, permit=permit)
+    response = StreamingHttpResponse(relay, content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # a proxy in front must not hold chunks back
     return response
 
 
 class _Relay:
-    """One streamed answer: Azure's chunks in OpenAI's shape, then the usage recorded."""
+    """One streamed answer: Azure's chunks in OpenAI's shape, then the usage recorded.
 
-    def __init__(self, *, spec, user, messages, want_usage):
+    Iterated once by Django; ``close()`` (Django calls it when the response ends, however it
+    ends, even if it was never iterated) frees the running slot."""
+
+    def __init__(self, *, spec, user, messages, want_usage, first, events, permit):
         self.spec = spec
         self.user = user
         self.messages = messages
         self.want_usage = want_usage
+        self.first = first
+        self.events = events
+        self.permit = permit
         self.usage = None
         self.pieces = []  # answer text and tool arguments, for an estimate without usage
 
-    async def run(self, first, events, release):
+    def __aiter__(self):
+        return self.run()
+
+    def close(self):
+        self.permit.release()
+
+    async def run(self):
+        events = self.events
         try:
-            if first is not None and (out := self.shape(first.data)):
+            if self.first is not None and (out := self.shape(self.first.data)):
                 yield out
             async for chunk in events:
                 if out := self.shape(chunk.data):
@@ -235,7 +260,7 @@ class _Relay:
             yield b"data: " + json.dumps(from_upstream(exc).body()).encode() + b"\n\n"
         finally:
             await events.aclose()
-            await release()
+            await _release(self.permit)
             await _record(purpose=Purpose.API, spec=self.spec, user=self.user,
                           usage=_usage(self.usage), messages=self.messages,
                           text="" if self.usage else "".join(self.pieces))
@@ -276,18 +301,17 @@ class _Relay:
 
 @api_view("POST")
 async def embeddings(request):
-    key = await authenticate(request)
-    user = key.user
     body = checks_input.json_body(request)
-    spec = await _model(user, body.get("model"), kind="embedding")
+    key, spec = await sync_to_async(_admission)(request, body.get("model"), kind="embedding")
+    user = key.user
     texts = checks_input.embeddings_request(body)
-    release = await _admit(user)
+    permit = await _admit(user)
     try:
         data = await passthrough.post_json(spec, "embeddings", passthrough.embeddings_body(spec, body))
     except UpstreamError as exc:
         raise from_upstream(exc) from None
     finally:
-        await release()
+        await _release(permit)
     usage = data.get("usage") or {}
     counted = Usage(int(usage.get("prompt_tokens") or 0), 0) if usage else None
     await _record(purpose=Purpose.EMBEDDING, spec=spec, user=user, usage=counted,

@@ -282,3 +282,31 @@ def test_the_body_limit_for_api_chat_is_raised(lapis, alice):
     status, _, content = raw(lapis, "POST", "/v1/models/x", body=b"x" * 70_000,
                              headers={"Authorization": f"Bearer {alice}"})
     assert status == 413 and json.loads(content)["error"]["code"] == "request_too_large"
+
+
+def test_the_running_slot_is_freed_when_a_stream_ends_or_the_caller_leaves(lapis, azure_simulator):
+    key = make_key(lapis, "sam")
+    lapis.shell("from apps.governance.models import RateLimit;from django.contrib.auth import get_user_model;"
+                "RateLimit.objects.create(user=get_user_model().objects.get(username='sam'), answers_at_once=1)")
+    client = sdk(lapis, key)
+    list(client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "one"}], stream=True))
+    azure_simulator.reset()
+    long = client.chat.completions.create(
+        model="gpt-4o", stream=True,
+        messages=[{"role": "user", "content": "[sim:words 3000] [sim:delay chunk=20] long"}])
+    next(iter(long))
+    with pytest.raises(openai.RateLimitError) as busy:  # one at once: the stream holds the slot
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "two"}])
+    assert "at once" in busy.value.message
+    long.close()  # the caller leaves mid-stream
+    for _ in range(50):
+        try:
+            client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "three"}])
+            break
+        except openai.RateLimitError:
+            import time
+            time.sleep(0.1)
+    else:
+        pytest.fail("the running slot was not freed after the caller left")
+    outcomes = [e["outcome"] for e in azure_simulator.requests(deployment="gpt-4o") if "long" in json.dumps(e["json"])]
+    assert outcomes == ["client_disconnected"]  # Lapis closed the upstream stream too
