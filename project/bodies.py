@@ -24,6 +24,10 @@ def body_limit(path):
         return settings.REQUEST_MAX_BYTES
     if name == "media:upload":
         return settings.UPLOAD_MAX_BYTES + MULTIPART_SLACK
+    if name == "gateway:transcriptions":
+        from apps.gateway.checks_input import AUDIO_MAX_BYTES
+
+        return AUDIO_MAX_BYTES + MULTIPART_SLACK  # Whisper's file limit, as a form
     if name in ("gateway:chat_completions", "gateway:embeddings"):
         return settings.API_REQUEST_MAX_BYTES  # images as data URLs; many embedding inputs
     if name == "admin:azure_configversion_add":

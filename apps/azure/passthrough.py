@@ -7,6 +7,8 @@ answer handed back nearly as Azure sent it.
   as Azure sent it) and a last ``Usage`` when Azure counted; raises only UpstreamError (the first
   one before anything is yielded when Azure refuses the request: 4xx/5xx, after the retries).
 - ``post_json(spec, route, body)``: a non-streamed call (chat, embeddings): Azure's JSON answer.
+- ``post(spec, route, json_body= | fields=, file=)``: any other call (audio speech and
+  transcriptions): Azure's content type and body bytes.
 
 Streaming goes through the same reader as answers (``client.stream_events``: aiohttp, retries
 before the first byte, idle timeout, disconnects passed on); the SDK is not used for the same
@@ -50,7 +52,7 @@ def chat_body(spec, body, *, stream):
     return {"model": spec.deployment, **merged}
 
 
-def embeddings_body(spec, body):
+def plain_body(spec, body):
     """The caller's embeddings parameters for ``spec``; dropParams apply (addParams are written
     for chat and would break an embeddings call)."""
     merged = {name: value for name, value in body.items() if name != "model"}
@@ -131,17 +133,42 @@ async def stream_chat_chunks(spec, body, *, idle_timeout=60.0, session=None):
 
 async def post_json(spec, route, body, *, timeout=120.0, session=None):
     """POST ``body`` to ``route`` ("chat/completions", "embeddings") of ``spec`` and return the
-    JSON answer; retries 408/409/429/5xx and connection errors as the SDK does; raises only
-    UpstreamError."""
+    JSON answer; raises only UpstreamError (see ``post``)."""
+    _content_type, payload = await post(spec, route, json_body=body, timeout=timeout, session=session)
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        raise client._malformed(spec, "an answer that is not JSON") from None
+    if not isinstance(data, dict):
+        raise client._malformed(spec, "an answer that is not an object")
+    return data
+
+
+async def post(spec, route, *, json_body=None, fields=None, file=None, timeout=120.0, session=None):
+    """POST to ``route`` of ``spec``'s deployment: a JSON ``json_body``, or a multipart form of
+    ``fields`` ({name: text}) and ``file`` ((field name, file name, bytes, content type)), as
+    the SDK sends audio. Returns (content type, body bytes) of a 2xx answer; retries
+    408/409/429/5xx and connection errors as the SDK does; raises only UpstreamError."""
     url = _route_url(spec, route)
-    content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    content = None
+    if json_body is not None:
+        content = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode()
     timeouts = aiohttp.ClientTimeout(total=timeout, sock_connect=client.CONNECT_TIMEOUT)
     session = session or client.stream_session()
     for attempt in range(client.MAX_RETRIES + 1):
         headers = await client.request_headers(spec.target)
+        data = content
+        if content is None:  # a form is consumed by sending: one per attempt
+            headers.pop("content-type", None)  # aiohttp writes the boundary
+            data = aiohttp.FormData()
+            for name, value in (fields or {}).items():
+                data.add_field(name, value)
+            if file is not None:
+                name, filename, payload, content_type = file
+                data.add_field(name, payload, filename=filename, content_type=content_type)
         try:
             response = await client._send(
-                session, url, spec, attempt, params=_query(spec), data=content, headers=headers,
+                session, url, spec, attempt, params=_query(spec), data=data, headers=headers,
                 timeout=timeouts, allow_redirects=False, proxy=client._proxy_for(url),
             )
             if response is None:
@@ -152,13 +179,7 @@ async def post_json(spec, route, body, *, timeout=120.0, session=None):
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise client._broken(spec, f"reading the answer failed ({type(exc).__name__})") from None
         if response.status < 300:
-            try:
-                data = json.loads(payload)
-            except ValueError:
-                raise client._malformed(spec, "an answer that is not JSON") from None
-            if not isinstance(data, dict):
-                raise client._malformed(spec, "an answer that is not an object")
-            return data
+            return response.headers.get("content-type", "application/octet-stream"), payload
         wait = client.retry_wait(response.status, response.headers, attempt)
         if wait is None:
             raise client.map_status(spec, response.status, response.headers, payload)

@@ -167,6 +167,7 @@ class Purpose(models.TextChoices):
     SUMMARY = "summary"
     API = "api"  # /v1/chat/completions with a personal key (apps.gateway)
     EMBEDDING = "embedding"  # /v1/embeddings
+    AUDIO = "audio"  # /v1/audio/transcriptions and /v1/audio/speech (tokens estimated from text)
 
 
 class UsageRecord(models.Model):

@@ -111,3 +111,45 @@ def embeddings_request(body):
     if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1):
         raise _bad("'dimensions' must be a positive integer.", "dimensions")
     return texts
+
+
+MAX_SPEECH_INPUT = 4096  # characters (Azure's TTS limit)
+AUDIO_MAX_BYTES = 25 * 1024 * 1024  # Whisper's file limit
+TRANSCRIPTION_FIELDS = ("model", "language", "prompt", "response_format", "temperature")
+
+
+def speech_request(body):
+    """Check a speech body; return its ``input``."""
+    text = body.get("input")
+    if not isinstance(text, str) or not text.strip():
+        raise _bad("'input' must be the text to speak.", "input")
+    if len(text) > MAX_SPEECH_INPUT:
+        raise _bad(f"'input' has {len(text):,} characters; at most {MAX_SPEECH_INPUT:,}.", "input")
+    if not isinstance(body.get("voice"), str):
+        raise _bad("'voice' is required (e.g. 'alloy').", "voice")
+    return text
+
+
+def transcription_request(request):
+    """({field: text}, ("file", name, bytes, content type)) of a multipart transcription request
+    (sync: Django parses the form). Unknown fields are refused, not dropped silently."""
+    if not request.content_type.startswith("multipart/form-data"):
+        raise _bad("The body must be multipart/form-data with the audio as 'file'.",
+                   code="invalid_content_type")
+    try:
+        form, files = request.POST, request.FILES
+    except Exception as exc:  # a malformed multipart body
+        raise _bad(f"The multipart body could not be read: {exc}.", code="invalid_multipart") from None
+    upload = files.get("file")
+    if upload is None:
+        raise _bad("'file' is required: the audio to transcribe.", "file")
+    if upload.size > AUDIO_MAX_BYTES:
+        raise _bad(f"'file' is {upload.size:,} bytes; at most {AUDIO_MAX_BYTES:,}.", "file")
+    unknown = sorted(set(form) - set(TRANSCRIPTION_FIELDS) - {"timestamp_granularities[]"})
+    if unknown:
+        raise _bad(f"Unknown field(s) {', '.join(unknown)}; Lapis passes on "
+                   f"{', '.join(TRANSCRIPTION_FIELDS)}.", unknown[0])
+    fields = {name: form[name] for name in TRANSCRIPTION_FIELDS if name in form}
+    if fields.get("response_format") not in (None, "json", "text", "srt", "verbose_json", "vtt"):
+        raise _bad("'response_format' must be json, text, srt, verbose_json or vtt.", "response_format")
+    return fields, ("file", upload.name or "audio", upload.read(), upload.content_type or "application/octet-stream")

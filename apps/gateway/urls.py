@@ -8,5 +8,7 @@ urlpatterns = [
     path("v1/models/<path:name>", views.model_detail, name="model"),
     path("v1/chat/completions", views.chat_completions, name="chat_completions"),
     path("v1/embeddings", views.embeddings, name="embeddings"),
+    path("v1/audio/speech", views.speech, name="speech"),
+    path("v1/audio/transcriptions", views.transcriptions, name="transcriptions"),
     re_path(r"^v1/(?P<rest>.*)$", views.not_found, name="not_found"),
 ]

@@ -15,7 +15,7 @@ import logging
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.http import JsonResponse, StreamingHttpResponse
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
@@ -61,7 +61,9 @@ def api_view(*methods):
 
 # ---- models ---------------------------------------------------------------------------------
 
-SERVED = ("chat", "embedding")
+SERVED = ("chat", "embedding", "transcription", "speech")
+ENDPOINTS = {"chat": "/v1/chat/completions", "embedding": "/v1/embeddings",
+             "transcription": "/v1/audio/transcriptions", "speech": "/v1/audio/speech"}
 
 
 def _served(spec):
@@ -124,7 +126,7 @@ def _model(user, name, *, kind):
     except access.ModelNotAllowed as exc:
         raise ApiError(403, str(exc), code="model_not_allowed", param="model") from None
     if kind is not None and spec.type != kind:
-        where = "/v1/embeddings" if spec.type == "embedding" else "/v1/chat/completions"
+        where = ENDPOINTS[spec.type]
         raise ApiError(400, f"The model {name!r} is an {spec.type} model: call {where} with it.",
                        code="wrong_model_type", param="model")
     return spec
@@ -307,7 +309,7 @@ async def embeddings(request):
     texts = checks_input.embeddings_request(body)
     permit = await _admit(user)
     try:
-        data = await passthrough.post_json(spec, "embeddings", passthrough.embeddings_body(spec, body))
+        data = await passthrough.post_json(spec, "embeddings", passthrough.plain_body(spec, body))
     except UpstreamError as exc:
         raise from_upstream(exc) from None
     finally:
@@ -319,6 +321,45 @@ async def embeddings(request):
     return JsonResponse(data)
 
 
+# ---- audio ----------------------------------------------------------------------------------
+
+
+@api_view("POST")
+async def speech(request):
+    body = checks_input.json_body(request)
+    key, spec = await sync_to_async(_admission)(request, body.get("model"), kind="speech")
+    text = checks_input.speech_request(body)
+    permit = await _admit(key.user)
+    try:
+        content_type, audio = await passthrough.post(spec, "audio/speech",
+                                                     json_body=passthrough.plain_body(spec, body))
+    except UpstreamError as exc:
+        raise from_upstream(exc) from None
+    finally:
+        await _release(permit)
+    # Billed by characters; the budgets count tokens: the input's, estimated.
+    await _record(purpose=Purpose.AUDIO, spec=spec, user=key.user, usage=None,
+                  messages=[{"role": "user", "content": text}])
+    return HttpResponse(audio, content_type=content_type)
+
+
+@api_view("POST")
+async def transcriptions(request):
+    fields, upload = await sync_to_async(checks_input.transcription_request)(request)
+    key, spec = await sync_to_async(_admission)(request, fields.pop("model", None), kind="transcription")
+    permit = await _admit(key.user)
+    try:
+        content_type, answer = await passthrough.post(spec, "audio/transcriptions", fields=fields, file=upload)
+    except UpstreamError as exc:
+        raise from_upstream(exc) from None
+    finally:
+        await _release(permit)
+    # Billed by the minute; the budgets count tokens: the transcript's, estimated.
+    await _record(purpose=Purpose.AUDIO, spec=spec, user=key.user, usage=None,
+                  text=answer.decode("utf-8", "replace"))
+    return HttpResponse(answer, content_type=content_type)
+
+
 # ---- anything else under /v1/ ---------------------------------------------------------------
 
 
@@ -326,7 +367,8 @@ async def embeddings(request):
 @login_not_required
 def not_found(request, rest=""):
     return ApiError(404, f"Unknown request URL: {request.method} {request.path}. Lapis serves "
-                    "/v1/models, /v1/chat/completions and /v1/embeddings.",
+                    "/v1/models, /v1/chat/completions, /v1/embeddings, /v1/audio/transcriptions and "
+                    "/v1/audio/speech.",
                     code="unknown_url").response()
 
 

@@ -31,6 +31,10 @@ def gateway_config(simulator):
                 "text-embedding-3-small": {"deploymentName": "text-embedding-3-small", "type": "embedding"},
                 "ada": {"deploymentName": "text-embedding-ada-002", "type": "embedding"},
             },
+        }, {
+            "group": "audio", "apiKey": "${LAPIS_SIM_KEY}", "endpoint": simulator.url,
+            "version": "2025-03-01-preview",
+            "models": {"whisper": {"deploymentName": "whisper"}, "tts": {"deploymentName": "tts"}},
         }],
     )
 

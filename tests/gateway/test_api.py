@@ -34,7 +34,8 @@ def usage_rows(server, username):
 def test_models_are_the_keys_models_by_lapis_name(lapis, alice):
     listed = [m.id for m in sdk(lapis, alice).models.list()]
     # Chat and embedding models open to alice; not the premium model, not the image models.
-    assert listed == ["gpt-4o", "gpt-4o-mini", "gpt-35-turbo", "text-embedding-3-small", "ada"]
+    assert listed == ["gpt-4o", "gpt-4o-mini", "gpt-35-turbo", "text-embedding-3-small", "ada",
+                      "whisper", "tts"]
     premium = make_key(lapis, "paula", groups=("api-users", "premium"))
     assert "premium-4o" in [m.id for m in sdk(lapis, premium).models.list()]
     assert sdk(lapis, alice).models.retrieve("gpt-4o").owned_by == "simulator"
@@ -310,3 +311,30 @@ def test_the_running_slot_is_freed_when_a_stream_ends_or_the_caller_leaves(lapis
         pytest.fail("the running slot was not freed after the caller left")
     outcomes = [e["outcome"] for e in azure_simulator.requests(deployment="gpt-4o") if "long" in json.dumps(e["json"])]
     assert outcomes == ["client_disconnected"]  # Lapis closed the upstream stream too
+
+
+def test_speech_and_transcription_round_trip(lapis, alice, azure_simulator):
+    client = sdk(lapis, alice)
+    spoken = client.audio.speech.create(model="tts", voice="alloy", input="hello from the gateway",
+                                        response_format="wav")
+    audio = spoken.read()
+    assert audio.startswith(b"RIFF") and audio[8:12] == b"WAVE"
+    assert spoken.response.headers["content-type"] == "audio/wav"
+    (call,) = [e for e in azure_simulator.requests(deployment="tts")][-1:]
+    assert call["path"] == "/openai/deployments/tts/audio/speech" and call["json"]["voice"] == "alloy"
+    text = client.audio.transcriptions.create(model="whisper", file=("hello.wav", audio, "audio/wav"))
+    assert text.text == "hello from the gateway"
+    assert azure_simulator.requests(deployment="whisper")[-1]["path"] == "/openai/deployments/whisper/audio/transcriptions"
+    verbose = client.audio.transcriptions.create(model="whisper", file=("hello.wav", audio),
+                                                 response_format="verbose_json", language="en")
+    assert verbose.duration > 0 and verbose.language == "english"
+    plain = client.audio.transcriptions.create(model="whisper", file=("hello.wav", audio), response_format="text")
+    assert plain.strip() == "hello from the gateway"
+    with pytest.raises(openai.BadRequestError) as wrong:
+        client.audio.speech.create(model="whisper", voice="alloy", input="hi")
+    assert wrong.value.code == "wrong_model_type"
+    with pytest.raises(openai.BadRequestError) as bad_voice:  # Azure's refusal, passed on
+        client.audio.speech.create(model="tts", voice="nobody", input="hi")
+    assert "voice" in bad_voice.value.message
+    rows = [r for r in usage_rows(lapis, "alice") if r["purpose"] == "audio"]
+    assert len(rows) >= 4 and all(r["estimated"] for r in rows)
