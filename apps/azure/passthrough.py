@@ -131,7 +131,7 @@ async def stream_chat_chunks(spec, body, *, idle_timeout=60.0, session=None):
         await events.aclose()
 
 
-async def post_json(spec, route, body, *, timeout=120.0, session=None):
+async def post_json(spec, route, body, *, timeout=600.0, session=None):
     """POST ``body`` to ``route`` ("chat/completions", "embeddings") of ``spec`` and return the
     JSON answer; raises only UpstreamError (see ``post``)."""
     _content_type, payload = await post(spec, route, json_body=body, timeout=timeout, session=session)
@@ -144,10 +144,11 @@ async def post_json(spec, route, body, *, timeout=120.0, session=None):
     return data
 
 
-async def post(spec, route, *, json_body=None, fields=None, file=None, timeout=120.0, session=None):
+async def post(spec, route, *, json_body=None, fields=None, file=None, timeout=600.0, session=None):
     """POST to ``route`` of ``spec``'s deployment: a JSON ``json_body``, or a multipart form of
     ``fields`` ({name: text}) and ``file`` ((field name, file name, bytes, content type)), as
-    the SDK sends audio. Returns (content type, body bytes) of a 2xx answer; retries
+    the SDK sends audio. Returns (content type, body bytes) of a 2xx answer (``timeout``: the
+    SDK's default, as a non-streamed answer arrives whole only at its end); retries
     408/409/429/5xx and connection errors as the SDK does; raises only UpstreamError."""
     url = _route_url(spec, route)
     content = None

@@ -35,6 +35,16 @@ def gateway_config(simulator):
             "group": "audio", "apiKey": "${LAPIS_SIM_KEY}", "endpoint": simulator.url,
             "version": "2025-03-01-preview",
             "models": {"whisper": {"deploymentName": "whisper"}, "tts": {"deploymentName": "tts"}},
+        }, {
+            "group": "serverless", "apiKey": "${LAPIS_SIM_KEY}", "serverless": True,
+            "baseURL": simulator.url + "/v1/chat/completions", "models": {"mistral-large": True},
+        }, {
+            "group": "tuned", "apiKey": "${LAPIS_SIM_KEY}", "endpoint": simulator.url,
+            "version": CHAT_VERSION, "addParams": {"top_p": 0.5, "temperature": 0.2},
+            "dropParams": ["frequency_penalty"], "models": {"tuned-4o": {"deploymentName": "gpt-4o"}},
+        }, {
+            "group": "entra", "authMode": "entra", "endpoint": simulator.url, "version": CHAT_VERSION,
+            "models": {"entra-mini": {"deploymentName": "gpt-4o-mini"}},
         }],
     )
 
@@ -51,6 +61,9 @@ def lapis(azure_simulator, tmp_path_factory):
         "CHAT_ANSWERS_PER_MINUTE": "0",
         "API_REQUEST_MAX_BYTES": str(API_MAX_BYTES),
         "SECRET_KEY": "gateway-" + uuid.uuid4().hex,
+        # Entra ID through the simulator's managed-identity endpoint (loopback only).
+        "IDENTITY_ENDPOINT": azure_simulator.identity_endpoint,
+        "IDENTITY_HEADER": azure_simulator.identity_header,
     })
     server.start()
     yield server

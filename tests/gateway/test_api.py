@@ -35,7 +35,7 @@ def test_models_are_the_keys_models_by_lapis_name(lapis, alice):
     listed = [m.id for m in sdk(lapis, alice).models.list()]
     # Chat and embedding models open to alice; not the premium model, not the image models.
     assert listed == ["gpt-4o", "gpt-4o-mini", "gpt-35-turbo", "text-embedding-3-small", "ada",
-                      "whisper", "tts"]
+                      "whisper", "tts", "mistral-large", "tuned-4o", "entra-mini"]
     premium = make_key(lapis, "paula", groups=("api-users", "premium"))
     assert "premium-4o" in [m.id for m in sdk(lapis, premium).models.list()]
     assert sdk(lapis, alice).models.retrieve("gpt-4o").owned_by == "simulator"
@@ -79,6 +79,28 @@ def test_chat_streamed_with_and_without_usage(lapis, alice, azure_simulator):
     assert azure_simulator.requests(deployment="gpt-4o")[-1]["json"]["stream_options"] == {"include_usage": True}
     rows = [r for r in usage_rows(lapis, "alice") if r["model_key"] == "gpt-4o"]
     assert rows[-1]["completion_tokens"] == chunks[-1].usage.completion_tokens and not rows[-1]["estimated"]
+
+
+def test_routed_through_the_groups_as_chat_is(lapis, alice, azure_simulator):
+    """addParams win over the caller, dropParams remove; serverless and Entra groups work."""
+    client = sdk(lapis, alice)
+    azure_simulator.reset()
+    client.chat.completions.create(model="tuned-4o", messages=[{"role": "user", "content": "hi"}],
+                                   temperature=0.9, frequency_penalty=0.5, max_tokens=50)
+    (call,) = azure_simulator.requests(deployment="gpt-4o")
+    assert (call["json"]["top_p"], call["json"]["temperature"], call["json"]["max_tokens"]) == (0.5, 0.2, 50)
+    assert "frequency_penalty" not in call["json"]
+    streamed = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
+        model="mistral-large", messages=[{"role": "user", "content": "[sim:echo] serverless"}], stream=True)
+        if c.choices)
+    assert "serverless" in streamed
+    (call,) = azure_simulator.requests(deployment="serverless")
+    assert call["path"] == "/v1/chat/completions" and call["json"]["model"] == "mistral-large"
+    assert call["headers"]["authorization"] == "Bearer ***"
+    answer = client.chat.completions.create(model="entra-mini", messages=[{"role": "user", "content": "[sim:echo] entra"}])
+    assert "entra" in answer.choices[0].message.content
+    (call,) = azure_simulator.requests(deployment="gpt-4o-mini")
+    assert call["headers"]["authorization"] == "Bearer ***" and "api-key" not in call["headers"]
 
 
 def test_tools_streamed_and_not(lapis, alice):
