@@ -67,7 +67,7 @@ ENDPOINTS = {"chat": "/v1/chat/completions", "embedding": "/v1/embeddings",
 
 
 def _served(spec):
-    """Whether the API serves ``spec`` (chat through chat/completions, embeddings)."""
+    """Whether the API serves ``spec`` (chat through chat/completions, embeddings, audio)."""
     return spec.type in SERVED and not spec.responses_api
 
 
@@ -91,10 +91,11 @@ async def model_detail(request, name):
     return JsonResponse(_model_object(spec))
 
 
-def _admission(request, name, *, kind, budget=True):
-    """(ApiKey, ModelSpec) for a call to ``name``: the key, the model (see ``_model``) and the
-    budgets, in one thread hop (each hop waits its turn on Django's database thread)."""
-    key = authenticate(request)
+def _admission(request, name, *, kind, budget=True, key=None):
+    """(ApiKey, ModelSpec) for a call to ``name``: the key (unless given, already checked), the
+    model (see ``_model``) and the budgets, in one thread hop (each hop waits its turn on
+    Django's database thread)."""
+    key = key or authenticate(request)
     spec = _model(key.user, name, kind=kind)
     if budget:
         try:
@@ -345,8 +346,9 @@ async def speech(request):
 
 @api_view("POST")
 async def transcriptions(request):
+    key = await sync_to_async(authenticate)(request)  # before the form is parsed
     fields, upload = await sync_to_async(checks_input.transcription_request)(request)
-    key, spec = await sync_to_async(_admission)(request, fields.pop("model", None), kind="transcription")
+    key, spec = await sync_to_async(_admission)(request, fields.pop("model", None), kind="transcription", key=key)
     permit = await _admit(key.user)
     try:
         content_type, answer = await passthrough.post(spec, "audio/transcriptions", fields=fields, file=upload)
