@@ -79,6 +79,7 @@ bench: install chromium
 	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.bodies
 	$(PY) -m tests.bench.images
 	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.bench_budget
+	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.bench_api
 
 lint: install
 	$(VENV)/bin/ruff check .

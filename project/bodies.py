@@ -26,20 +26,29 @@ def body_limit(path):
         return settings.UPLOAD_MAX_BYTES + MULTIPART_SLACK
     if name == "transfer:page":  # the import form posts its export file here
         return settings.IMPORT_MAX_BYTES + MULTIPART_SLACK
+    if name == "gateway:transcriptions":
+        from apps.gateway.checks_input import AUDIO_MAX_BYTES
+
+        return AUDIO_MAX_BYTES + MULTIPART_SLACK  # Whisper's file limit, as a form
+    if name in ("gateway:chat_completions", "gateway:embeddings"):
+        return settings.API_REQUEST_MAX_BYTES  # images as data URLs; many embedding inputs
     if name == "admin:azure_configversion_add":
         # The load form takes a file and a pasted text, each up to the config limit.
         return 2 * CONFIG_MAX_BYTES + MULTIPART_SLACK
     return settings.REQUEST_MAX_BYTES
 
 
-def too_large(limit, *, size=None):
-    """The JSON body of a 413 answer: the body's ``size`` when it was declared, and the limit."""
+def too_large(limit, *, size=None, path=""):
+    """The JSON body of a 413 answer: the body's ``size`` when it was declared, and the limit
+    (OpenAI's error shape under /v1/, where the callers are OpenAI clients)."""
     from apps.media.images import human_bytes  # imports models: not before the apps load
 
     what = f"is {human_bytes(size)}" if size is not None else "is larger"
-    return json.dumps(
-        {"error": f"The request body {what}; the limit for this address is {human_bytes(limit)}."}
-    ).encode()
+    message = f"The request body {what}; the limit for this address is {human_bytes(limit)}."
+    if path.startswith("/v1/"):
+        return json.dumps({"error": {"message": message, "type": "invalid_request_error",
+                                     "param": None, "code": "request_too_large"}}).encode()
+    return json.dumps({"error": message}).encode()
 
 
 class BodyLimit:
@@ -60,7 +69,7 @@ class BodyLimit:
         limit = body_limit(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            return await _refuse(send, too_large(limit, size=int(declared)))
+            return await _refuse(send, too_large(limit, size=int(declared), path=scope["path"]))
         received = 0
 
         async def counted():
@@ -69,7 +78,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    await _refuse(send, too_large(limit))
+                    await _refuse(send, too_large(limit, path=scope["path"]))
                     return {"type": "http.disconnect"}
             return message
 

@@ -32,12 +32,14 @@ class BoundedRequest(WebRequest):
     refused = False
     received = 0
     limit = None
+    path = ""
 
     def gotLength(self, length):
         # Called once the headers are in, before any of the body: the request line is on the channel.
         path = self.channel._path.split(b"?", 1)[0]
         try:
-            self.limit = bodies.body_limit(unquote(path.decode("ascii")))
+            self.path = unquote(path.decode("ascii"))
+            self.limit = bodies.body_limit(self.path)
         except UnicodeDecodeError:
             self.limit = 0  # Daphne answers 400 for such a path; it gets no body either
         if length is not None and length > self.limit:
@@ -61,7 +63,7 @@ class BoundedRequest(WebRequest):
     def _refuse(self, *, size=None):
         """Answer 413 and close without reading the rest of the body."""
         self.refused = True
-        body = bodies.too_large(self.limit, size=size)
+        body = bodies.too_large(self.limit, size=size, path=self.path)
         self.channel.transport.write(
             b"HTTP/1.1 413 Content Too Large\r\n"
             b"Content-Type: application/json\r\n"

@@ -152,11 +152,13 @@ INSTALLED_APPS = [
     "apps.observability",
     "apps.sharing",
     "apps.transfer",
+    "apps.gateway",
     "apps.audit",  # last: it watches the admin classes every other app registered
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "apps.gateway.middleware.ApiErrorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -361,6 +363,13 @@ REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", 64 * 1024)
 IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 50 * 1024 * 1024)
 if REQUEST_MAX_BYTES < 1024:
     raise ImproperlyConfigured(f"REQUEST_MAX_BYTES must be at least 1024, not {REQUEST_MAX_BYTES}")
+# The OpenAI-compatible API's chat and embeddings bodies (apps.gateway): chats may carry images
+# as base64 data URLs (4/3 of the image's size), embeddings up to 2,048 inputs.
+API_REQUEST_MAX_BYTES = env_int("API_REQUEST_MAX_BYTES", 20 * 1024 * 1024)
+if API_REQUEST_MAX_BYTES < REQUEST_MAX_BYTES:
+    raise ImproperlyConfigured(
+        f"API_REQUEST_MAX_BYTES must be at least REQUEST_MAX_BYTES ({REQUEST_MAX_BYTES}), not {API_REQUEST_MAX_BYTES}"
+    )
 # Seconds a connection may take to send a request's line and headers, and may stay idle between
 # requests, before the server closes it (slow or abandoned clients, half-sent websocket upgrades).
 HTTP_HEADER_TIMEOUT = env_float("HTTP_HEADER_TIMEOUT", 10)

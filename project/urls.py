@@ -17,6 +17,8 @@ urlpatterns = [
     path("", include("apps.chat.urls")),
     path("", include("apps.sharing.urls")),
     path("", include("apps.transfer.urls")),
+    path("", include("apps.gateway.urls")),
+    path("", include("apps.gateway.page_urls")),
     path("admin/", admin.site.urls),
     path("media/", include("apps.media.urls")),
     path("", include("apps.observability.urls")),

@@ -3,7 +3,7 @@ from django.shortcuts import redirect, render
 
 from apps.accounts.first_run import setup_needed
 
-OPEN_PREFIXES = ("/setup/", "/static/", "/healthz", "/metrics", "/favicon.ico")
+OPEN_PREFIXES = ("/setup/", "/static/", "/healthz", "/metrics", "/favicon.ico", "/v1/")  # /v1/: API keys, JSON errors
 
 
 class FirstRunMiddleware:

@@ -94,6 +94,9 @@ class UserModels:
     def image_models(self):
         return [s for s in self.registry.image_models() if self.allows(s)]
 
+    def embedding_models(self):
+        return [s for s in self.registry.embedding_models() if self.allows(s)]
+
     def groups(self):
         groups = [(name, [s for s in specs if self.allows(s)]) for name, specs in self.registry.groups()]
         return [(name, specs) for name, specs in groups if specs]

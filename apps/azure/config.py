@@ -143,7 +143,7 @@ HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]*$")
 INSTANCE_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$")
 NUMERIC_HOST = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+))*$")
 TITLE_METHODS = ("completion", "functions", "structured")
-MODEL_TYPES = ("chat", "completion", "image")
+MODEL_TYPES = ("chat", "completion", "image", "embedding", "transcription", "speech")
 MERGE_TAG = "tag:yaml.org,2002:merge"
 SAFE_TAGS = frozenset(
     "tag:yaml.org,2002:" + name
@@ -678,7 +678,7 @@ class _Validator:
             else:
                 groups = self.groups(groups_node)
         models = {model.key: model for group in groups if group for model in group.models}
-        usable = {key for key, model in models.items() if model.type != "image"}
+        usable = {key for key, model in models.items() if model.type not in ("image", "embedding", "transcription", "speech")}
         pools = self.pools(items, groups) if "pools" in items else ()
         usable |= {pool.name for pool in pools}
         if settings["title_convo"]:
@@ -1113,10 +1113,15 @@ class _Validator:
         if "useResponsesApi" in items:
             responses = self.boolean(items, "useResponsesApi", path)
         model_type = self.choice(items, "type", path, MODEL_TYPES, None)
-        if responses and model_type in ("image", "completion") and "useResponsesApi" in items:
+        if responses and model_type not in (None, "chat") and "useResponsesApi" in items:
             self.error(f"{path}.useResponsesApi", items["useResponsesApi"][1],
                        f"useResponsesApi is for chat models, not a {model_type} model")
-        if model_type in ("image", "completion"):
+        if model_type in ("embedding", "transcription", "speech"):
+            for name in ("vision", "maxOutput"):
+                if name in items:
+                    self.error(f"{path}.{name}", items[name][1],
+                               f"{name} is for chat models, not a {model_type} model")
+        if model_type not in (None, "chat"):
             responses = False  # a group's setting does not move its image models
         if not serverless:
             missing = []

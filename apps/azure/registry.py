@@ -67,6 +67,9 @@ VISION_NAMES = ("gpt-4-vision", "gpt-4o", "gpt-4-turbo", "gpt-4.1", "gpt-5", "o1
 # images (o1, o3, o3-pro and o4-mini do).
 VISION_EXCEPTIONS = ("gpt-4-turbo-preview", "o1-mini", "o1-preview", "o3-mini")
 IMAGE_NAMES = re.compile(r"dall-e-2|dall-e-3|gpt-image-")
+EMBEDDING_NAMES = re.compile(r"text-embedding-|(^|[^a-z])embed")
+TRANSCRIPTION_NAMES = re.compile(r"whisper|transcribe")
+SPEECH_NAMES = re.compile(r"(^|[^a-z])tts([^a-z]|$)")
 REASONING = re.compile(r"(^|[^a-z0-9.])(o1|o3|o4)([^a-z0-9]|$)|gpt-5")
 
 
@@ -91,12 +94,21 @@ def vision_for(key):
 def type_for(key, *, force_prompt=False):
     if IMAGE_NAMES.search(key.lower()):
         return "image"
+    if EMBEDDING_NAMES.search(key.lower()):
+        return "embedding"
+    if TRANSCRIPTION_NAMES.search(key.lower()):
+        return "transcription"
+    if SPEECH_NAMES.search(key.lower()):
+        return "speech"
     return "completion" if force_prompt else "chat"
 
 
 def is_reasoning(key):
     return bool(REASONING.search(key.lower()))
 
+
+# The deployment route of each model type served only through the API (apps.gateway).
+ROUTES = {"embedding": "embeddings", "transcription": "audio/transcriptions", "speech": "audio/speech"}
 
 # How the deployment path hangs from a Target's base (see ``Target.request_url``).
 ENDPOINT = "endpoint"  # a resource endpoint: {base}/openai/deployments/{deployment}
@@ -212,6 +224,8 @@ class ModelSpec:
         route = "completions" if self.force_prompt else "chat/completions"
         if self.type == "image":
             route = "images/generations"
+        if self.type in ROUTES:
+            route = ROUTES[self.type]
         if not self.target:
             return ""
         if self.responses_api:
@@ -294,7 +308,7 @@ def build_spec(group, model, *, simulated=False):
         api_version=model.version,
         type=type_,
         # An image model has no chat context window (0: none shown, none budgeted).
-        context_window=0 if type_ == "image" else model.context_window or context_window_for(model.key),
+        context_window=0 if type_ in ("image", *ROUTES) else model.context_window or context_window_for(model.key),
         max_output=model.max_output,
         vision=model.vision if model.vision is not None else vision_for(model.key),
         force_prompt=group.force_prompt,
@@ -356,6 +370,9 @@ class Registry:
 
     def image_models(self):
         return [spec for spec in self._by_key.values() if spec.type == "image"]
+
+    def embedding_models(self):
+        return [spec for spec in self._by_key.values() if spec.type == "embedding"]
 
     def groups(self):
         """The picker's sections: pools (if any), then each group without its pooled models."""

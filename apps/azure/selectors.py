@@ -12,7 +12,7 @@ def models_for_user(*, user):
     registry = get_registry().for_user(user)
     groups = []
     for name, specs in registry.groups():
-        chat = [spec for spec in specs if spec.type != "image"]
+        chat = [spec for spec in specs if spec.type != "image"]  # API-only models listed too
         if chat:
             groups.append((name, chat))
     return {"groups": groups, "images": registry.image_models(), "registry": registry}

@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from apps.azure.registry import get_registry
+from apps.azure.registry import ROUTES, get_registry
 from apps.chat.models import Conversation, Message
 from apps.chat.selectors import owned_messages
 from apps.chat.services import create_conversation
@@ -57,7 +57,7 @@ def _chat_model(key, *, user):
     from apps.chat.imagegen import find_model
 
     model = find_model(key, get_registry())
-    if model is None:
+    if model is None or model.type in ROUTES:  # embeddings and audio: the API's (/v1/)
         raise ExchangeRefused(
             "unknown_model",
             f"The model {key!r} is not available. Pick one of the configured models.",

@@ -224,6 +224,9 @@ class Purpose(models.TextChoices):
     CHAT = "chat"
     TITLE = "title"
     SUMMARY = "summary"
+    API = "api"  # /v1/chat/completions with a personal key (apps.gateway)
+    EMBEDDING = "embedding"  # /v1/embeddings
+    AUDIO = "audio"  # /v1/audio/transcriptions and /v1/audio/speech (tokens estimated from text)
 
 
 class UsageRecord(models.Model):

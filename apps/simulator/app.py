@@ -6,6 +6,8 @@ shape, or None for default.yaml. Routes (see azure-wire.md for the real service)
 - ``POST /openai/deployments/{d}/chat/completions?api-version=`` (stream and not)
 - ``POST /openai/deployments/{d}/completions?api-version=`` (text_completion, for forcePrompt)
 - ``POST /openai/deployments/{d}/images/generations?api-version=`` (dall-e-3, gpt-image-1)
+- ``POST /openai/deployments/{d}/embeddings?api-version=`` (text-embedding-*, see embeddings.py)
+- ``POST /openai/deployments/{d}/audio/transcriptions`` and ``/audio/speech`` (whisper, tts: audio.py)
 - ``POST {prefix}/{d}/chat/completions`` etc. for each ``path_prefixes`` entry (gateway shapes)
 - ``POST /openai/images/generations:submit`` + ``GET /openai/operations/images/{id}`` (DALL-E 2)
 - ``POST /openai/v1/chat/completions`` (deployment in body ``model``, no api-version)
@@ -29,7 +31,7 @@ import uuid
 
 from apps.azure.tokens import count_messages, count_text
 
-from . import engine, images, wire
+from . import audio, embeddings, engine, images, wire
 from .config import SimConfig, build_config, load_config
 from .exchange import Exchange
 
@@ -37,9 +39,9 @@ IDENTITY_API_VERSION = "2019-08-01"
 COGNITIVE_RESOURCE = "https://cognitiveservices.azure.com"
 MASKED_HEADERS = ("api-key", "authorization", "x-identity-header")
 _DEPLOYMENT_ROUTE = re.compile(
-    r"^/openai/deployments/(?P<deployment>[^/]+)/(?P<op>chat/completions|completions|images/generations)$"
+    r"^/openai/deployments/(?P<deployment>[^/]+)/(?P<op>chat/completions|completions|images/generations|embeddings|audio/transcriptions|audio/speech)$"
 )
-_OPS = r"(?P<op>chat/completions|completions|images/generations)"
+_OPS = r"(?P<op>chat/completions|completions|images/generations|embeddings|audio/transcriptions|audio/speech)"
 _OPERATION_ROUTE = re.compile(r"^/openai/operations/images/(?P<id>[A-Za-z0-9-]+)$")
 _IMAGE_ROUTE = re.compile(r"^/_sim/images/(?P<token>[A-Za-z0-9_.-]+)\.png$")
 
@@ -112,7 +114,8 @@ class Simulator:
         ex.entry = entry
         try:
             try:
-                entry["json"] = _truncate(ex.json())
+                multipart = ex.headers.get("content-type", "").startswith("multipart/form-data")
+                entry["json"] = None if multipart else _truncate(ex.json())
             except ValueError:
                 await self._respond(ex, *wire.invalid_request("Invalid JSON body."))
                 return
@@ -249,6 +252,12 @@ class Simulator:
         api_version = ex.query["api-version"]
         if op == "images/generations":
             await self._image_generation(ex, deployment, api_version)
+            return
+        if op == "embeddings":
+            await self._embeddings(ex, deployment, api_version)
+            return
+        if op.startswith("audio/"):
+            await self._audio(ex, deployment, op)
             return
         if deployment.type not in ("chat", "completion") or (
             op == "chat/completions" and deployment.type != "chat"
@@ -396,6 +405,43 @@ class Simulator:
             data = engine.full_response(request, plan, azure=azure, prompt_tokens=prompt_tokens,
                                         completion_tokens=count_text(plan.text, deployment.model))
             await self._respond(ex, 200, data, deployment=deployment)
+
+    # ----------------------------------------------------------------- embeddings
+    async def _embeddings(self, ex, deployment, api_version):
+        if deployment.type != "embedding":
+            await self._respond(ex, *_operation_not_supported("embeddings", deployment.model))
+            return
+        body = ex.json()
+        if not isinstance(body, dict):
+            await self._respond(ex, *wire.invalid_request("The request body must be a JSON object."))
+            return
+        texts = [t for t in ([body.get("input")] if isinstance(body.get("input"), str) else body.get("input") or [])
+                 if isinstance(t, str)]
+        fault = self._fault(engine.parse_markers(" ".join(texts)), deployment, api_version)
+        if fault:
+            status, fault_body, headers = fault
+            await self._respond(ex, status, fault_body, headers, deployment)
+            return
+        status, data = embeddings.answer(body, deployment, lambda text: count_text(text, deployment.model))
+        await self._respond(ex, status, data, deployment=deployment)
+
+    # ----------------------------------------------------------------- audio
+    async def _audio(self, ex, deployment, op):
+        kind = "transcription" if op == "audio/transcriptions" else "speech"
+        if deployment.type != kind:
+            name = "audioTranscription" if kind == "transcription" else "audioSpeech"
+            await self._respond(ex, *_operation_not_supported(name, deployment.model))
+            return
+        if kind == "speech":
+            body = ex.json()
+            status, data, content_type = audio.speech(body if isinstance(body, dict) else {})
+        else:
+            status, data, content_type = audio.transcription(ex.headers.get("content-type", ""), ex.body)
+        if status != 200 or content_type == "application/json":
+            await self._respond(ex, status, data, deployment=deployment)
+            return
+        payload = data.encode() if isinstance(data, str) else data
+        await ex.respond(200, payload, self._headers(deployment), content_type=content_type)
 
     # ----------------------------------------------------------------- images
     async def _image_generation(self, ex, deployment, api_version):

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 DEFAULT_PATH = Path(__file__).with_name("default.yaml")
-DEPLOYMENT_TYPES = ("chat", "completion", "image", "dalle2")
+DEPLOYMENT_TYPES = ("chat", "completion", "image", "dalle2", "embedding", "transcription", "speech")
 
 
 @dataclass
