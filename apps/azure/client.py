@@ -621,7 +621,8 @@ async def stream_events(model, url, query, body, *, reader, idle_timeout, sessio
         for attempt in range(MAX_RETRIES + 1):
             headers = await request_headers(target)
             response = await _send(
-                session, url, model, attempt,
+                # A pool member with another behind it: a refused connection is not tried again.
+                session, url, model, MAX_RETRIES if model.fails_over else attempt,
                 params=query, data=content, headers=headers, timeout=timeout,
                 allow_redirects=False, proxy=_proxy_for(url),
             )

@@ -13,15 +13,16 @@ from apps.azure import health
 from apps.azure.signals import upstream_failover
 from apps.chat.models import Message
 from tests.chat.conftest import make_user_and_client
-from tests.simulator_fixture import CHAT_VERSION
+from tests.simulator_fixture import CHAT_VERSION, free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def pool_yaml(simulator, *, pool_access=None, **overrides):
+def pool_yaml(simulator, *, pool_access=None, eu_endpoint=None, **overrides):
     """The simulator's config plus two groups ("eu", "us") serving gpt-4o as one pool."""
     region = lambda name, label: {  # noqa: E731
-        "group": name, "apiKey": "${LAPIS_SIM_KEY}", "endpoint": simulator.url, "version": CHAT_VERSION,
+        "group": name, "apiKey": "${LAPIS_SIM_KEY}", "version": CHAT_VERSION,
+        "endpoint": (eu_endpoint if name == "eu" and eu_endpoint else simulator.url),
         "models": {f"gpt-4o-{name}": {"deploymentName": f"gpt-4o-{name}", "label": label}},
     }
     return simulator.config_yaml(
@@ -208,3 +209,20 @@ async def test_a_pool_of_responses_api_members_fails_over_the_same_way(
         ("/openai/v1/responses", "gpt-4o-eu", 429), ("/openai/v1/responses", "gpt-4o-us", 200),
     ]
     assert failovers[0]["reason"] == "rate_limited"
+
+
+async def test_an_unreachable_member_is_passed_over_at_once(
+    azure_simulator, activate_config, user_a, open_socket, failovers
+):
+    azure_simulator.reset()
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    text = pool_yaml(azure_simulator, eu_endpoint=closed)
+    await asyncio.to_thread(activate_config, text)
+    started = asyncio.get_running_loop().time()
+    done, stored, socket = await ask(open_socket, user_a[1], "Hello")
+    assert done["status"] == "complete", done
+    assert served_by(azure_simulator) == [("gpt-4o-us", 200)]
+    assert failovers == [{"model": "gpt-4o-pool", "from_group": "eu", "to_group": "us", "reason": "unreachable"}]
+    assert not [f for f in socket.frames if f["type"] in ("retrying", "error")]
+    assert health.state(("eu", "gpt-4o-eu")) == health.FAILING
+    assert asyncio.get_running_loop().time() - started < 10
