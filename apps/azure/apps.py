@@ -10,6 +10,7 @@ class AzureConfig(AppConfig):
         from django.core import checks
 
         from apps.azure import checks as azure_checks
+        from apps.azure.signals import count_failover, upstream_failover
         from apps.azure.tokens import load_encodings
         from project.lifecycle import at_startup
 
@@ -18,5 +19,6 @@ class AzureConfig(AppConfig):
         checks.register(azure_checks.check_entra_identity, "lapis")
         checks.register(azure_checks.check_secrets_keys, "lapis")
         checks.register(azure_checks.check_secrets_keys_deploy, "lapis", deploy=True)
+        upstream_failover.connect(count_failover, dispatch_uid="lapis-failover-metric")
         at_startup(azure_checks.load_config_path_at_start)
         at_startup(load_encodings)

@@ -11,3 +11,10 @@ it: they must be quick and do no I/O (increment a counter).
 from django.dispatch import Signal
 
 upstream_failover = Signal()
+
+
+def count_failover(sender, *, model, from_group, to_group, **kwargs):
+    """``lapis_upstream_failovers_total`` (apps.observability): an in-memory increment."""
+    from apps.observability.metrics import record_failover
+
+    record_failover(model=model, from_group=from_group, to_group=to_group)

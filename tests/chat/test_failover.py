@@ -80,8 +80,20 @@ def served_by(simulator):
 
 
 async def test_throttled_member_fails_over_to_the_next_with_no_visible_error(
-    pool_config, user_a, open_socket, azure_simulator, failovers
+    pool_config, user_a, open_socket, azure_simulator, failovers, settings
 ):
+    from tests.observability.conftest import TOKEN, samples, value
+
+    settings.METRICS_TOKEN, settings.METRICS_ADDRESS = TOKEN, ""
+    moved = {"model": "gpt-4o-pool", "from_group": "eu", "to_group": "us"}
+
+    async def counted():
+        from django.test import AsyncClient
+
+        page = await AsyncClient().get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+        return value(samples(page.content.decode()), "lapis_upstream_failovers_total", **moved)
+
+    before = await counted()
     done, stored, socket = await ask(open_socket, user_a[1], "Hello [sim:429 retry_after=30 deployment=gpt-4o-eu]")
     assert done["status"] == "complete", done
     assert "error" not in done or not done["error"]
@@ -92,6 +104,7 @@ async def test_throttled_member_fails_over_to_the_next_with_no_visible_error(
     # A then B, once each: the throttled member was not waited for.
     assert served_by(azure_simulator) == [("gpt-4o-eu", 429), ("gpt-4o-us", 200)]
     assert failovers == [{"model": "gpt-4o-pool", "from_group": "eu", "to_group": "us", "reason": "rate_limited"}]
+    assert await counted() - before == 1, "the metrics count the failover"
     assert health.state(("eu", "gpt-4o-eu")) == health.RATE_LIMITED
     assert 25 < health.cooling(("eu", "gpt-4o-eu")) <= 30
 
