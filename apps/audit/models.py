@@ -23,6 +23,7 @@ class AuditEntry(models.Model):
         GROUPS_CHANGE = "user.groups", "group membership changed"
         LIMITS_CHANGE = "limits.change", "budget or rate limit changed"
         RETENTION_CHANGE = "retention.change", "retention policy changed"
+        KEY_CHANGE = "key.change", "stored key changed"
         RETENTION_APPLY = "retention.apply", "retention applied"
         ADMIN_DELETE = "admin.delete", "deleted in the admin"
         ADMIN_EXPORT = "admin.export", "exported by an admin"

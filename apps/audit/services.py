@@ -2,6 +2,8 @@
 
 import logging
 
+from django.core.exceptions import ObjectDoesNotExist
+
 from apps.audit.context import current
 from apps.audit.models import AuditEntry
 
@@ -31,7 +33,7 @@ def record(*, action, summary, target=None, changes=None, diff="", actor=None, a
     if target is not None:
         entry.target_type = target._meta.label_lower
         entry.target_id = str(target.pk)
-        entry.target_repr = str(target)[:200]
+        entry.target_repr = described(target)[:200]
     entry.save()
     logger.info("audit %s by %s from %s: %s", action, entry.actor_name, entry.address or "-", entry.summary)
     return entry
@@ -43,3 +45,12 @@ def record_export(*, what, rows, filters=None):
         action=Action.ADMIN_EXPORT, summary=f"exported {rows} row(s) of {what}",
         changes={"filters": filters or {}, "rows": rows},
     )
+
+
+def described(instance):
+    """``str(instance)``, or its type and id when that needs a row a cascade already deleted
+    (a user's budget goes with the user)."""
+    try:
+        return str(instance)
+    except ObjectDoesNotExist:
+        return f"{instance._meta.verbose_name} #{instance.pk}"

@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 
-from apps.audit.services import Action, record
+from apps.audit.services import Action, described, record
 
 FLAGS = ("is_active", "is_staff", "is_superuser")
 # Models whose every change is audited, with the action; their str() names whom they apply to.
@@ -18,7 +18,10 @@ WATCHED = {
     "governance.budget": Action.LIMITS_CHANGE,
     "governance.ratelimit": Action.LIMITS_CHANGE,
     "governance.retentionpolicy": Action.RETENTION_CHANGE,
+    "azure.storedsecret": Action.KEY_CHANGE,
 }
+# Fields whose value never goes into the log, only that it changed (a stored key's token).
+REDACTED = frozenset({"ciphertext"})
 # Deleted in the admin: only the type and id are kept for these (their str() is a title or text).
 CONTENT_MODELS = ("chat.", "media.")
 
@@ -158,7 +161,17 @@ def on_group_deleted(sender, instance, **kwargs):
 
 
 def _values(instance):
-    return {f.attname: _plain(getattr(instance, f.attname)) for f in instance._meta.concrete_fields if not f.primary_key}
+    return {f.attname: _redacted(f.attname, getattr(instance, f.attname))
+            for f in instance._meta.concrete_fields if not f.primary_key}
+
+
+def _redacted(name, value):
+    """A field's value as logged: a redacted one as a short digest, enough to see it changed."""
+    if name in REDACTED and value:
+        import hashlib
+
+        return "(set, " + hashlib.sha256(str(value).encode()).hexdigest()[:8] + ")"
+    return _plain(value)
 
 
 def _plain(value):
@@ -187,7 +200,7 @@ def on_watched_saved(sender, instance, created=False, **kwargs):
 def on_watched_deleted(sender, instance, **kwargs):
     record(action=WATCHED[sender._meta.label_lower], target=instance,
            changes={name: [value, None] for name, value in _values(instance).items() if value is not None},
-           summary=f"{sender._meta.verbose_name} deleted: {instance}")
+           summary=f"{sender._meta.verbose_name} deleted: {described(instance)}")
 
 
 # Deletions in the admin ----------------------------------------------------------------------

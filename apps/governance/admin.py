@@ -95,8 +95,13 @@ class UsageDashboardAdmin(admin.ModelAdmin):
         name = f"lapis-usage-{filters.start.isoformat()}-{filters.end.isoformat()}.csv"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         writer = csv.writer(response)
+        written = 0
         for row in dashboard.csv_rows(rows, report=report):
             writer.writerow([_cell(value) for value in row])
+            written += 1
+        from apps.audit.services import record_export
+
+        record_export(what="the usage dashboard (CSV)", rows=max(written - 1, 0), filters=filters.query())
         return response
 
 

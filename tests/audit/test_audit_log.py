@@ -162,12 +162,13 @@ def test_load_config_command_is_the_actor(tmp_path):
 
 def test_limit_changes_and_deletions_in_the_admin(admin_client):
     bob = get_user_model().objects.create_user("bob", password=PASSWORD)
-    response = admin_client.post("/admin/governance/budget/add/", {"user": bob.pk, "group": "", "period": "day", "tokens": "5000"})
+    response = admin_client.post("/admin/governance/budget/add/", {"user": bob.pk, "group": "", "period": "day", "unit": "tokens", "tokens": "5000", "currency": "USD"})
     assert response.status_code == 302, response.content.decode()[:2000]
     added = AuditEntry.objects.get(action="limits.change")
-    assert added.changes["tokens"] == [None, 5000] and added.actor_name == "root"
+    assert added.changes["tokens"] == [None, 5000] and added.changes["unit"] == [None, "tokens"]
+    assert added.actor_name == "root"
     budget = Budget.objects.get()
-    response = admin_client.post(f"/admin/governance/budget/{budget.pk}/change/", {"user": bob.pk, "group": "", "period": "day", "tokens": "9000"})
+    response = admin_client.post(f"/admin/governance/budget/{budget.pk}/change/", {"user": bob.pk, "group": "", "period": "day", "unit": "tokens", "tokens": "9000", "currency": "USD"})
     assert response.status_code == 302
     changed = AuditEntry.objects.filter(action="limits.change").latest("id")
     assert changed.changes == {"tokens": [5000, 9000]}

@@ -67,6 +67,11 @@ async def test_a_key_typed_in_the_admin_is_used_upstream_and_shown_nowhere(
     assert response.status_code == 302
     stored = await StoredSecret.objects.aget(name="NORTH_KEY")
     assert canary not in stored.ciphertext and stored.ciphertext.startswith("gAAAA")  # a Fernet token
+    from apps.audit.models import AuditEntry
+
+    (audited,) = await ado(list, AuditEntry.objects.filter(action=AuditEntry.Action.KEY_CHANGE))
+    assert audited.actor_name == "keeper" and "NORTH_KEY" in audited.summary
+    assert canary not in str(audited.changes) and stored.ciphertext not in str(audited.changes)
 
     html, version = await ado(load_and_activate_in_admin, client, sim_yaml(azure_simulator, "${secret:NORTH_KEY}"))
     assert version is not None and "${secret:NORTH_KEY}" in html

@@ -96,6 +96,10 @@ def test_the_csv_export_has_one_row_per_day_user_model_and_deployment(admin_clie
     # A username that a spreadsheet would run as a formula is written as text.
     assert ("'=carol", "", "gpt-4o", "gpt-4o", "1", "300", "100", "0.00175", "USD") in body
     assert [r[0] for r in rows[1:]] == sorted(r[0] for r in rows[1:])
+    from apps.audit.models import AuditEntry
+
+    (entry,) = AuditEntry.objects.filter(action=AuditEntry.Action.ADMIN_EXPORT)
+    assert entry.changes["rows"] == 4 and "usage dashboard" in entry.summary
 
 
 def test_only_staff_reach_the_dashboard(seeded):
