@@ -200,6 +200,11 @@ def _begin_answer(*, conversation, parent, model, client_id=None, has_images=Non
 
 
 def _existing(*, user, client_id, role):
+    # A repeat is rare: the usual miss costs one narrow query (~0.26 ms on the database thread,
+    # where the joined, ordered one with both models' columns took ~0.7-0.9 ms of a send's ~2.3).
+    seen = Message.objects.filter(conversation__owner=user, client_id=client_id, role=role)
+    if not seen.values_list("pk").exists():
+        return None
     message = owned_messages(user=user).filter(client_id=client_id, role=role).first()
     if message is None:
         return None

@@ -61,3 +61,29 @@ async def test_one_exchange_costs_a_bounded_number_of_statements(chat_config, us
     assert 0 < count <= MAX_STATEMENTS, "\n".join(counted)
     stored = await ado(Message.objects.get, id=answer["id"])
     assert stored.status == "complete"
+
+
+# A follow-up in an existing conversation: the first exchange's statements plus the send's reads
+# of that conversation (the conversation, a stale-answer sweep, the busy check, the branch and
+# its images for the vision rule) and, in the same thread call after the commit, the reads the
+# answer's prompt needs (the branch, its uploads, its summary checkpoint: apps.chat.preparation).
+MAX_FOLLOW_UP_STATEMENTS = 22
+
+
+async def test_a_follow_up_costs_a_bounded_number_of_statements(chat_config, user_a, open_socket, statements):
+    socket = await open_socket(user_a[1])
+    await socket.send({"type": "send", "client_id": "count-2a", "text": "Hello [sim:words 5]", "model": "gpt-4o"})
+    first = await socket.created_answer()
+    await socket.done(first["id"])
+    statements.clear()
+    await socket.send({
+        "type": "send", "client_id": "count-2b", "text": "And then? [sim:words 5]",
+        "conversation_id": first["conversation_id"],
+    })
+    answer = await socket.created_answer()
+    await socket.done(answer["id"])
+    counted = [sql for sql in statements if '"azure_configversion"' not in sql]
+    print(f"SQL statements for a follow-up exchange (send to done): {len(counted)}")
+    assert 0 < len(counted) <= MAX_FOLLOW_UP_STATEMENTS, "\n".join(counted)
+    stored = await ado(Message.objects.select_related("parent").get, id=answer["id"])
+    assert stored.status == "complete" and str(stored.parent.parent_id) == first["id"]
