@@ -10,6 +10,6 @@ def check_chat_settings(app_configs=None, **kwargs):
         return [checks.Error(
             f"CHAT_DB_THREADS={threads} is out of range.",
             hint="Use 1 to 64 threads, or 0 for the default (1 on SQLite, 4 on PostgreSQL).",
-            id="lapis.E701",
+            id="lapis.E301",
         )]
     return []

@@ -232,9 +232,11 @@ def test_a_model_the_user_may_not_use_is_403(lapis, alice, azure_simulator):
 def test_over_budget_is_429_with_a_clear_message(lapis, azure_simulator):
     key = make_key(lapis, "bea")
     client = sdk(lapis, key, max_retries=2)
-    client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "[sim:words 50] spend"}])
+    # Set before the first call: the server caches a user's budget list, and a change made in
+    # another process reaches it through the shared cache (Redis), not the default per-process one.
     lapis.shell("from apps.governance.models import Budget;from django.contrib.auth import get_user_model;"
                 "Budget.objects.create(user=get_user_model().objects.get(username='bea'), period='day', tokens=10)")
+    client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "[sim:words 50] spend"}])
     azure_simulator.reset()
     with pytest.raises(openai.RateLimitError) as refused:
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "more"}])
