@@ -52,6 +52,9 @@ test: install chromium oidc-provider
 # BENCH_RELAY="--streams 1000 --pace azure" for the big round), and the server's peak memory for
 # refused 100 MB bodies (tests/bench/bodies.py) and for big images (tests/bench/images.py).
 BENCH_RELAY ?= --streams 50 --pace fast
+# The usage dashboard over 1,000,000 usage rows (run it with DATABASE_URL=postgres://... for the
+# PostgreSQL figure; BENCH_DASHBOARD="--rows 100000" for a quicker round).
+BENCH_DASHBOARD ?=
 bench: install chromium
 	$(PY) -m tests.simulator.bench_simulator
 	$(PY) -m tests.bench.stream_reader
@@ -60,6 +63,7 @@ bench: install chromium
 	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.bodies
 	$(PY) -m tests.bench.images
 	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.bench_budget
+	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.bench_dashboard $(BENCH_DASHBOARD)
 
 lint: install
 	$(VENV)/bin/ruff check .
