@@ -70,6 +70,9 @@ test: install chromium nginx oidc-provider
 # the plain relay figures), and their hooks alone
 # (tests/bench/observability.py).
 BENCH_RELAY ?= --streams 50 --pace fast
+# The usage dashboard over 1,000,000 usage rows (run it with DATABASE_URL=postgres://... for the
+# PostgreSQL figure; BENCH_DASHBOARD="--rows 100000" for a quicker round).
+BENCH_DASHBOARD ?=
 bench: install chromium
 	$(PY) -m tests.simulator.bench_simulator
 	$(PY) -m tests.bench.stream_reader
@@ -80,6 +83,7 @@ bench: install chromium
 	$(PY) -m tests.bench.images
 	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.bench_budget
 	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.bench_api
+	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.bench_dashboard $(BENCH_DASHBOARD)
 
 lint: install
 	$(VENV)/bin/ruff check .

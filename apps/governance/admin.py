@@ -70,11 +70,9 @@ class UsageDashboardAdmin(admin.ModelAdmin):
         if not (request.user.is_staff and self.has_view_permission(request)):
             raise PermissionDenied
         filters = dashboard.parse_filters(request.GET)
-        rows = dashboard.usage_rollup(filters=filters)
-        report = dashboard.build_report(rows, filters=filters)
         if request.GET.get("format") == "csv":
-            return self.csv_response(rows, report, filters)
-        top_ids = [uid for _, uid, _ in report["top_users"] if uid is not None]
+            return self.csv_response(dashboard.usage_rollup(filters=filters), filters)
+        report = dashboard.build_report(filters=filters)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -82,21 +80,21 @@ class UsageDashboardAdmin(admin.ModelAdmin):
             "filters": filters,
             "report": report,
             "chart": dashboard.chart(report["series"], days=filters.days),
-            "budgets": dashboard.budget_status(top_user_ids=top_ids),
+            "budgets": dashboard.budget_status(),
             "dimensions": dashboard.DIMENSIONS.items(),
             "groups": dashboard.group_choices(),
-            "models": sorted({row["model_key"] for row in rows} | {m.key for m in get_registry().all_models()}),
+            "models": sorted({m.key for m in get_registry().all_models()} | ({filters.model} - {""})),
             "csv_query": urlencode({**filters.query(), "format": "csv"}),
         }
         return TemplateResponse(request, "admin/governance/usage_dashboard.html", context)
 
-    def csv_response(self, rows, report, filters):
+    def csv_response(self, rows, filters):
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         name = f"lapis-usage-{filters.start.isoformat()}-{filters.end.isoformat()}.csv"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         writer = csv.writer(response)
         written = 0
-        for row in dashboard.csv_rows(rows, report=report):
+        for row in dashboard.csv_rows(rows):
             writer.writerow([_cell(value) for value in row])
             written += 1
         from apps.audit.services import record_export

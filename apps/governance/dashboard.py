@@ -14,8 +14,9 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db.models import Sum
 
-from apps.azure.pricing import format_cost
+from apps.azure.pricing import COST_PLACES, format_cost
 from apps.governance.models import Budget, UsageDaily
 
 DIMENSIONS = {"user": "User", "group": "Group", "model": "Model", "deployment": "Deployment"}
@@ -94,11 +95,8 @@ def parse_filters(params, *, today=None):
                    model=(params.get("model") or "").strip(), by=by, errors=errors)
 
 
-def usage_rollup(*, filters):
-    """[{day, user_id, model_key, deployment, currency, prompt, completion, spent, calls}]:
-    the filtered usage per day, user, model, deployment and currency, read from UsageDaily
-    (the database keeps it the exact sum of the usage rows: one small range query, whatever
-    the number of usage rows). ``spent`` is None for rows without a price."""
+def _filtered(filters):
+    """The UsageDaily rows the filters select (a range of the rollup's unique index)."""
     records = UsageDaily.objects.filter(day__gte=filters.start, day__lte=filters.end, calls__gt=0)
     if filters.user:
         records = records.filter(
@@ -109,16 +107,36 @@ def usage_rollup(*, filters):
         records = records.filter(user_id__in=members)
     if filters.model:
         records = records.filter(model_key=filters.model)
-    rows = records.values_list(
-        "day", "user_id", "model_key", "deployment", "currency", "prompt_tokens",
-        "completion_tokens", "cost", "calls",
+    return records
+
+
+def _grouped(records, fields):
+    """``records`` summed in the database per ``fields`` (currency always among them):
+    [{*fields, prompt, completion, spent, calls}]; ``spent`` None for rows without a price,
+    ``user_id`` None for usage without a user."""
+    rows = (
+        records.values(*fields, "currency")
+        .annotate(prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"),
+                  spent=Sum("cost"), calls=Sum("calls"))
+        .order_by()
     )
-    return [
-        {"day": day, "user_id": user_id or None, "model_key": model, "deployment": deployment,
-         "currency": currency, "prompt": prompt, "completion": completion,
-         "spent": cost if currency else None, "calls": calls}
-        for day, user_id, model, deployment, currency, prompt, completion, cost, calls in rows
-    ]
+    result = []
+    for row in rows:
+        if not row["currency"]:
+            row["spent"] = None
+        elif row["spent"] is not None:  # SQLite sums decimals as floats: back to 10 places
+            row["spent"] = Decimal(row["spent"]).quantize(COST_PLACES)
+        if "user_id" in row:
+            row["user_id"] = row["user_id"] or None
+        result.append(row)
+    return result
+
+
+def usage_rollup(*, filters):
+    """[{day, user_id, model_key, deployment, currency, prompt, completion, spent, calls}]:
+    the filtered usage per day, user, model, deployment and currency (the CSV's rows), read
+    from UsageDaily, which the database keeps the exact sum of the usage rows."""
+    return _grouped(_filtered(filters), ["day", "user_id", "model_key", "deployment"])
 
 
 class Tally:
@@ -132,8 +150,16 @@ class Tally:
         self.calls += row["calls"]
         self.prompt += row["prompt"] or 0
         self.completion += row["completion"] or 0
-        if row["spent"] is not None:
+        if row["spent"] is not None and row["currency"]:
             self.costs[row["currency"]] += row["spent"]
+
+    def tallies(self, other):
+        """Add another Tally's figures to this one."""
+        self.calls += other.calls
+        self.prompt += other.prompt
+        self.completion += other.completion
+        for currency, cost in other.costs.items():
+            self.costs[currency] += cost
 
     @property
     def tokens(self):
@@ -152,43 +178,75 @@ class Tally:
         return " + ".join(format_cost(v, c) for c, v in sorted(self.costs.items())) or "—"
 
 
-def build_report(rows, *, filters):
-    """Totals, chart, breakdown by ``filters.by``, top users (see the module)."""
-    names = _usernames({row["user_id"] for row in rows})
-    groups = _groups_of(set(names))
-    total, per_user, per_key = Tally(), defaultdict(Tally), defaultdict(Tally)
-    per_day = defaultdict(lambda: defaultdict(int))  # series key → day → tokens
-    for row in rows:
+KEY_FIELDS = {"model": "model_key", "deployment": "deployment", "user": "user_id", "group": "user_id"}
+
+
+def build_report(*, filters):
+    """Totals, chart series, breakdown by ``filters.by`` and top users, each summed in the
+    database from the rollup (a handful of grouped queries returning few rows each)."""
+    records, by = _filtered(filters), filters.by
+    total = Tally()
+    for row in _grouped(records, []):
         total.add(row)
+    per_user = defaultdict(Tally)
+    for row in _grouped(records, ["user_id"]):
         per_user[row["user_id"]].add(row)
-        for key in _keys(row, filters.by, names, groups):
-            per_key[key].add(row)
-            per_day[key][row["day"]] += (row["prompt"] or 0) + (row["completion"] or 0)
+    names = _usernames(set(per_user))
+    groups = _groups_of(set(names))
+
+    def labels(raw):
+        if by == "user":
+            return [names.get(raw, DELETED_USER)]
+        if by == "group":  # a member of two groups counts in both
+            return groups.get(raw) or [NO_GROUP]
+        return [raw or "(none)"] if by == "deployment" else [raw]
+
+    field = KEY_FIELDS[by]
+    per_key = defaultdict(Tally)
+    for row in _grouped(records, [field]) if by in ("model", "deployment") else []:
+        per_key[row[field]].add(row)
+    if by in ("user", "group"):
+        for user_id, tally in per_user.items():
+            for label in labels(user_id) if by == "group" else [user_id]:
+                per_key[label].tallies(tally)
     ranked = sorted(per_key.items(), key=lambda item: (-item[1].tokens, str(item[0])))
     shown = [key for key, _ in ranked[:SERIES]]
-    series = [(key, [per_day[key].get(day, 0) for day in filters.days]) for key in shown]
-    rest = [key for key, _ in ranked[SERIES:]]
-    if rest:
-        series.append(("other", [sum(per_day[k].get(day, 0) for k in rest) for day in filters.days]))
+    per_day = defaultdict(lambda: defaultdict(int))  # series key → day → tokens
+    if by == "group":
+        for row in _grouped(records, ["day", "user_id"]):
+            for label in labels(row["user_id"]):
+                per_day[label if label in shown else "other"][row["day"]] += _tokens(row)
+    else:
+        wanted = [0 if key is None else key for key in shown]  # the rollup's "no user" is 0
+        for row in _grouped(records.filter(**{f"{field}__in": wanted}), ["day", field]):
+            per_day[row[field]][row["day"]] += _tokens(row)
+        if len(ranked) > SERIES:  # the rest: each day's total less the shown series
+            for row in _grouped(records, ["day"]):
+                per_day["other"][row["day"]] += _tokens(row)
+            for key in shown:
+                for day, tokens in per_day[key].items():
+                    per_day["other"][day] -= tokens
+    def display(key):
+        if by == "user":
+            return names.get(key, DELETED_USER)
+        return (key or "(none)") if by == "deployment" else key
+
+    series = [(display(key), [per_day[key].get(day, 0) for day in filters.days]) for key in shown]
+    if "other" in per_day:
+        series.append(("other", [per_day["other"].get(day, 0) for day in filters.days]))
     top = sorted(per_user.items(), key=lambda item: -item[1].tokens)[:TOP_USERS]
     return {
         "total": total,
         "series": series,
-        "breakdown": ranked,
+        "breakdown": [(display(key), tally) for key, tally in ranked],
         "top_users": [(names.get(uid, DELETED_USER), uid, tally) for uid, tally in top],
         "usernames": names,
         "groups": groups,
     }
 
 
-def _keys(row, by, names, groups):
-    if by == "user":
-        return [names.get(row["user_id"], DELETED_USER)]
-    if by == "group":  # a member of two groups counts in both
-        return groups.get(row["user_id"]) or [NO_GROUP]
-    if by == "deployment":
-        return [row["deployment"] or "(none)"]
-    return [row["model_key"]]
+def _tokens(row):
+    return (row["prompt"] or 0) + (row["completion"] or 0)
 
 
 def _usernames(user_ids):
@@ -205,10 +263,11 @@ def _groups_of(user_ids):
     return result
 
 
-def csv_rows(rows, *, report):
+def csv_rows(rows):
     """The rows of the CSV export, a header first: one per day, user, model, deployment and
     currency (as grouped by ``usage_rollup``), oldest day first."""
-    names, groups = report["usernames"], report["groups"]
+    names = _usernames({row["user_id"] for row in rows})
+    groups = _groups_of(set(names))
     yield ["day", "user", "groups", "model", "deployment", "calls", "prompt_tokens",
            "completion_tokens", "cost", "currency"]
     ordered = sorted(rows, key=lambda r: (r["day"], names.get(r["user_id"], ""), r["model_key"],
@@ -222,26 +281,36 @@ def csv_rows(rows, *, report):
         ]
 
 
-def budget_status(*, top_user_ids):
-    """[(budget, whom, used, limit)] for every budget: a user's and a group's own spending this
-    period; a default's for the user (of ``top_user_ids``) who spent the most under it."""
+def budget_status():
+    """[{budget, whom, used, limit, share, resets, over}] for every budget this period, summed
+    from the rollup: a user's and a group's own spending; a default's for the user who spent
+    the most under it."""
     from django.utils import timezone
 
-    from apps.governance.quotas import period_bounds, tokens_used
+    from apps.governance.quotas import period_bounds
 
     now = timezone.now()
-    users = {u.pk: u for u in get_user_model().objects.filter(pk__in=top_user_ids)}
     status = []
     for budget in Budget.objects.select_related("user", "group").order_by("group", "user", "pk"):
         start, resets = period_bounds(budget.period, now)
-        if budget.user_id:
-            used, whom = tokens_used(budget=budget, user=budget.user, since=start), budget.user.username
-        elif budget.group_id:
-            used, whom = tokens_used(budget=budget, user=None, since=start), f"group {budget.group.name}"
+        rows = UsageDaily.objects.filter(day__gte=start.date())
+        if budget.unit == Budget.Unit.TOKENS:
+            amount = Sum("prompt_tokens") + Sum("completion_tokens")
         else:
-            spent = [(tokens_used(budget=budget, user=u, since=start), u.username) for u in users.values()]
-            used, name = max(spent, default=(0, ""), key=lambda item: item[0])
+            rows, amount = rows.filter(currency=budget.currency), Sum("cost")
+        if budget.user_id:
+            used = rows.filter(user_id=budget.user_id).aggregate(v=amount)["v"]
+            whom = budget.user.username
+        elif budget.group_id:
+            members = get_user_model().objects.filter(groups=budget.group_id).values("pk")
+            used = rows.filter(user_id__in=members).aggregate(v=amount)["v"]
+            whom = f"group {budget.group.name}"
+        else:
+            most = rows.exclude(user_id=0).values("user_id").annotate(v=amount).order_by("-v").first()
+            used = most["v"] if most else 0
+            name = _usernames({most["user_id"]}).get(most["user_id"], DELETED_USER) if most else ""
             whom = f"each user (most: {name})" if name else "each user"
+        used = used or 0
         share = float(used) / float(budget.limit) if budget.limit else 1.0
         status.append({"budget": budget, "whom": whom, "used": budget.display(used),
                        "limit": budget.limit_display, "share": share, "resets": resets,

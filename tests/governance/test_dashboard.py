@@ -62,6 +62,9 @@ def test_staff_see_totals_chart_breakdown_top_users_and_budgets(admin_client, se
 
     by_group = admin_client.get(URL, {"by": "group"}).context["report"]
     assert dict((k, t.tokens) for k, t in by_group["breakdown"]) == {"team": 1170, "(no group)": 400}
+    by_user = admin_client.get(URL, {"by": "user"}).context["report"]
+    assert dict((k, t.tokens) for k, t in by_user["breakdown"]) == {"alice": 1150, "=carol": 400, "bob": 20}
+    assert {name: sum(values) for name, values in by_user["series"]} == {"alice": 1150, "=carol": 400, "bob": 20}
     by_deployment = admin_client.get(URL, {"by": "deployment"}).context["report"]
     assert {k for k, _ in by_deployment["breakdown"]} == {"gpt-4o", "mini-eu", "small"}
 
