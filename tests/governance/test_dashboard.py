@@ -149,3 +149,18 @@ def test_the_daily_rollup_stays_the_exact_sum_of_the_usage_rows(seeded):
     assert sum(v[0] for v in rollup().values()) == UsageRecord.objects.count() == 4
     assert rollup() == from_rows()
     assert sum(v[1] for v in rollup().values()) == sum(v[1] for v in from_rows().values())
+
+
+@pytest.mark.skipif("os.environ.get('DATABASE_URL')", reason="SQLite rebuilds tables; PostgreSQL keeps triggers")
+def test_a_table_rebuild_that_dropped_the_rollup_triggers_gets_them_back_after_migrate(db):
+    from django.db import connection
+
+    from apps.governance.apps import restore_usage_triggers
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER usage_daily_insert")
+    restore_usage_triggers(using="default")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'usage_daily_%'")
+        assert {row[0] for row in cursor.fetchall()} == {"usage_daily_insert", "usage_daily_update", "usage_daily_delete"}
+    restore_usage_triggers(using="default")  # nothing missing: nothing created twice
