@@ -26,6 +26,7 @@ CANDIDATE_ROWS = 200
 # has no top-k by rank: bm25 reads every row it ranks, some 20 µs each); older ones are found by
 # a rarer word or a phrase.
 SQLITE_CANDIDATES = 500
+POSTGRES_CANDIDATES = 500
 SNIPPET_WORDS = 16
 HIT_START, HIT_END = "\x02", "\x03"  # the engines' highlight markers, split out before display
 
@@ -287,17 +288,28 @@ HEADLINE_OPTIONS = (
 )
 
 
+POSTGRES_RANKED = """
+    SELECT conversation_id, message_id FROM (
+      SELECT conversation_id, message_id, tsv, q
+      FROM chat_search, to_tsquery(chat_search_config(), %s) q
+      WHERE owner_id = %s AND message_id IS {} NULL AND tsv @@ q
+      ORDER BY id DESC LIMIT %s) newest
+    ORDER BY ts_rank(tsv, q) DESC LIMIT %s"""
+
+
 def _postgres(*, user, terms, limit):
+    """Titles first, then messages: of each, the newest POSTGRES_CANDIDATES matches ranked by
+    ts_rank. The planner walks the user's newest rows for a common word (stopping at the cap)
+    and takes the GIN index for a rare one; ranking every match of a common word would read
+    hundreds of thousands of vectors."""
     tsquery = tsquery_text(terms)
     with connection.cursor() as cursor:
+        cursor.execute(POSTGRES_RANKED.format(""), [tsquery, user.pk, POSTGRES_CANDIDATES, limit])
+        rows = [(str(c), None) for c, _ in cursor.fetchall()]
         cursor.execute(
-            "SELECT conversation_id, message_id FROM chat_search, "
-            "to_tsquery(chat_search_config(), %s) q "
-            "WHERE owner_id = %s AND tsv @@ q "
-            "ORDER BY message_id IS NOT NULL, ts_rank(tsv, q) DESC LIMIT %s",
-            [tsquery, user.pk, CANDIDATE_ROWS],
+            POSTGRES_RANKED.format("NOT"), [tsquery, user.pk, POSTGRES_CANDIDATES, CANDIDATE_ROWS]
         )
-        rows = [(str(c), str(m) if m else None) for c, m in cursor.fetchall()]
+        rows += [(str(c), str(m)) for c, m in cursor.fetchall()]
         order, found = _group(rows, limit)
         message_ids = [found[c]["message"][1] for c in order if found[c]["message"]]
         title_ids = [c for c in order if found[c]["title"]]

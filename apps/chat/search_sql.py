@@ -115,6 +115,10 @@ POSTGRES_CREATE = [
          tsv tsvector NOT NULL)""",
     "CREATE UNIQUE INDEX chat_search_message ON chat_search (message_id) WHERE message_id IS NOT NULL",
     "CREATE INDEX chat_search_conversation ON chat_search (conversation_id)",
+    # A user's newest rows first: a common word's newest matches without reading all of them.
+    "CREATE INDEX chat_search_owner_recent ON chat_search (owner_id, id)",
+    """CREATE INDEX chat_search_owner_titles ON chat_search (owner_id, id)
+       WHERE message_id IS NULL""",
     """DO $$ BEGIN
          IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'btree_gin') THEN
            CREATE INDEX chat_search_tsv ON chat_search USING gin (owner_id, tsv);

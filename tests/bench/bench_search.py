@@ -157,7 +157,8 @@ def p95(figures):
 
 
 def bare_query(connection, user, query):
-    """The engine alone: the same ranked, owner-scoped match, ids only, no snippets."""
+    """The engine alone: the same capped, ranked, owner-scoped matches of messages, ids only
+    (no titles, no grouping, no snippets, no conversations read)."""
     from apps.chat import search
 
     terms = search.parse_query(query)
@@ -165,15 +166,14 @@ def bare_query(connection, user, query):
         if connection.vendor == "sqlite":
             cursor.execute(
                 "SELECT conv, msg FROM chat_search WHERE chat_search MATCH %s "
-                "ORDER BY title = '', bm25(chat_search, 0, 0, 0, 10.0, 1.0) LIMIT 200",
-                [search.fts5_query(terms, owner_id=user.pk)],
+                "ORDER BY rowid LIMIT %s",
+                [search.fts5_query(terms, owner_id=user.pk).replace("{title body}", "body"),
+                 search.SQLITE_CANDIDATES],
             )
         else:
             cursor.execute(
-                "SELECT conversation_id, message_id FROM chat_search, "
-                "to_tsquery(chat_search_config(), %s) q WHERE owner_id = %s AND tsv @@ q "
-                "ORDER BY message_id IS NOT NULL, ts_rank(tsv, q) DESC LIMIT 200",
-                [search.tsquery_text(terms), user.pk],
+                search.POSTGRES_RANKED.format("NOT"),
+                [search.tsquery_text(terms), user.pk, search.POSTGRES_CANDIDATES, 200],
             )
         return cursor.fetchall()
 
