@@ -58,6 +58,7 @@ bench: install chromium
 	CHROMIUM=$(CHROMIUM) LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.chat.bench_chat
 	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.relay $(BENCH_RELAY)
 	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.bodies
+	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.bench_search
 	$(PY) -m tests.bench.images
 	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.bench_budget
 

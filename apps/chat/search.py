@@ -9,6 +9,7 @@ brackets or a lone ``-`` can never raise a syntax error.
 
 import re
 import unicodedata
+import uuid
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -144,8 +145,6 @@ def _hits(user, order, found, snippets, title_snippets):
 
 
 def _uuid(value):
-    import uuid
-
     return uuid.UUID(value)
 
 
