@@ -80,6 +80,7 @@ bench: install chromium
 	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.relay $(BENCH_RELAY) --observability compare
 	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.observability
 	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.bodies
+	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.bench_search
 	$(PY) -m tests.bench.images
 	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.bench_budget
 	LAPIS_TIKTOKEN_DOWNLOAD=0 $(PY) -m tests.bench.bench_api
