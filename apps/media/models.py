@@ -5,7 +5,24 @@ from django.conf import settings
 from django.db import models
 
 
-class Attachment(models.Model):
+class StoredFile:
+    """A file at ``path`` under MEDIA_ROOT with its derived files beside it: the layout
+    ``views.serve_stored`` reads (uploads, generated images, the copies a share keeps)."""
+
+    @property
+    def extension(self):
+        return Path(self.path).suffix.lstrip(".")
+
+    def variant_path(self, variant):
+        """Relative path of a derived file, e.g. ``variant_path("thumb")``."""
+        path = Path(self.path)
+        return str(path.with_name(f"{path.stem}.{variant}{path.suffix}"))
+
+    def absolute(self, relative=None):
+        return Path(settings.MEDIA_ROOT) / (relative or self.path)
+
+
+class Attachment(StoredFile, models.Model):
     """One stored image of one owner: an upload for a vision model, or a generated picture.
 
     ``path`` is relative to MEDIA_ROOT (``<owner id>/<random>.<ext>``); derived files (thumbnail,
@@ -60,14 +77,3 @@ class Attachment(models.Model):
     def __str__(self):
         return f"{self.kind} {self.original_name or self.id}"
 
-    @property
-    def extension(self):
-        return Path(self.path).suffix.lstrip(".")
-
-    def variant_path(self, variant):
-        """Relative path of a derived file, e.g. ``variant_path("thumb")``."""
-        path = Path(self.path)
-        return str(path.with_name(f"{path.stem}.{variant}{path.suffix}"))
-
-    def absolute(self, relative=None):
-        return Path(settings.MEDIA_ROOT) / (relative or self.path)

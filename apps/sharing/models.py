@@ -6,11 +6,12 @@ conversation do not change what a link shows; revoking deletes the copies.
 
 import secrets
 import uuid
-from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
+
+from apps.media.models import StoredFile
 
 
 def new_token():
@@ -81,7 +82,7 @@ class SharedMessage(models.Model):
         return f"{self.role} #{self.position} of share {self.share_id}"
 
 
-class SharedImage(models.Model):
+class SharedImage(StoredFile, models.Model):
     """A copy of a message's image, stored under ``shares/<share id>/``: served to the share's
     viewers only (its owner's original keeps its own owner-only address)."""
 
@@ -103,15 +104,3 @@ class SharedImage(models.Model):
 
     def __str__(self):
         return f"shared image {self.id}"
-
-    # The same file layout as apps.media's Attachment, so its serving code applies.
-    @property
-    def extension(self):
-        return Path(self.path).suffix.lstrip(".")
-
-    def variant_path(self, variant):
-        path = Path(self.path)
-        return str(path.with_name(f"{path.stem}.{variant}{path.suffix}"))
-
-    def absolute(self, relative=None):
-        return Path(settings.MEDIA_ROOT) / (relative or self.path)
