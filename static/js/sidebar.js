@@ -67,19 +67,34 @@ export class Sidebar {
   }
 
   async load(page) {
+    // Live updates (a new conversation, a title) that arrive while the first page is on its way
+    // are newer than it: kept here and applied over it, so the page never undoes them.
+    const live = new Map();
+    if (page === 1) this.live = live;
     try {
       const folder = this.organiser ? this.organiser.query() : "";
       const data = await this.api.get(`conversations/?page=${page}&archived=${this.archived ? 1 : 0}${folder}`);
+      if (page === 1) this.live = null;
       if (page === 1) this.list.replaceChildren();
       data.items.forEach((c) => this.place(c, { append: true }));
-      if (page === 1 && !data.items.length) {
+      if (page === 1 && !data.items.length && !live.size) {
         this.list.innerHTML = '<li class="conversation-empty">No conversations here.</li>';
+      }
+      for (const update of live.values()) {
+        if (update.conversation) this.upsert({ ...update.conversation, ...(update.title ? { title: update.title } : {}) });
+        else this.setTitle(update.id, update.title);
       }
       this.page = page;
       this.more.hidden = !data.has_more;
     } catch (error) {
       this.onError(`Could not load the conversation list: ${error.message}`);
+    } finally {
+      if (this.live === live) this.live = null;
     }
+  }
+
+  remember(id, change) {
+    if (this.live) this.live.set(id, { id, ...this.live.get(id), ...change });
   }
 
   build(conversation) {
@@ -124,6 +139,7 @@ export class Sidebar {
 
   // A conversation changed (new message, title, rename): put it first, as the server orders.
   upsert(conversation) {
+    this.remember(conversation.id, { conversation, title: null });
     if (conversation.archived !== this.archived) return;
     const folderId = this.organiser?.folderId;
     this.list.querySelector(".conversation-empty")?.remove();
@@ -133,6 +149,7 @@ export class Sidebar {
   }
 
   setTitle(id, title) {
+    this.remember(id, { title });
     const link = this.list.querySelector(`[data-conversation-item="${id}"] [data-conversation-link]`);
     if (link) link.textContent = title;
   }
