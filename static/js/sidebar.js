@@ -74,7 +74,7 @@ export class Sidebar {
     try {
       const folder = this.organiser ? this.organiser.query() : "";
       const data = await this.api.get(`conversations/?page=${page}&archived=${this.archived ? 1 : 0}${folder}`);
-      if (page === 1) this.live = null;
+      if (this.live === live) this.live = null; // a newer load keeps its own
       if (page === 1) this.list.replaceChildren();
       data.items.forEach((c) => this.place(c, { append: true }));
       if (page === 1 && !data.items.length && !live.size) {
